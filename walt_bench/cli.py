@@ -1,0 +1,95 @@
+"""The ``walt-bench`` command line (also ``python -m walt_bench``).
+
+Thin by design: parse, load the spec, call one stage function. Each package registers its own
+commands (``<package>/commands.py``) and imports torch and friends only inside its handlers, so
+``walt-bench --help`` and ``walt-bench spec validate`` stay fast.
+
+Exit status: 0 success, 1 a check found problems (e.g. unreadable data files), 2 bad input
+(spec, data, checkpoint, weights) with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from walt_bench import __version__
+from walt_bench.errors import UserError
+
+
+def add_spec_args(parser: argparse.ArgumentParser, *, flag: bool = True) -> None:
+    """``--spec FILE`` (or a positional FILE) plus trailing ``key=value`` overrides."""
+    if flag:
+        parser.add_argument("--spec", required=True, metavar="FILE", help="experiment spec (YAML)")
+    else:
+        parser.add_argument("spec", metavar="FILE", help="experiment spec (YAML)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. model.lora_rank=16"
+    )
+
+
+def _spec_validate(args: argparse.Namespace) -> int:
+    from walt_bench.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    t, h, w = spec.latent_shape
+    print(f"ok {spec.hash}  (latent {t}x{h}x{w}x{spec.tokenizer.latent_channels})")
+    return 0
+
+
+def _spec_show(args: argparse.Namespace) -> int:
+    from walt_bench.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    sys.stdout.write(f"# spec hash: {spec.hash}\n{spec.to_yaml()}")
+    return 0
+
+
+def _register_spec(subparsers) -> None:
+    spec = subparsers.add_parser("spec", help="validate or show an experiment spec")
+    sub = spec.add_subparsers(dest="spec_command", required=True, metavar="{validate,show}")
+    validate = sub.add_parser("validate", help="exit 0 and print the spec hash, or exit 2 listing every bad field")
+    add_spec_args(validate, flag=False)
+    validate.set_defaults(handler=_spec_validate)
+    show = sub.add_parser("show", help="print the resolved spec as YAML")
+    add_spec_args(show, flag=False)
+    show.set_defaults(handler=_spec_show)
+
+
+COMMAND_PACKAGES = ("data", "denoiser", "tokenizer", "diffusion", "evaluation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="walt-bench",
+        description="W.A.L.T video diffusion: train, sample and evaluate from declarative specs.",
+    )
+    parser.add_argument("--version", action="version", version=f"walt-bench {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _register_spec(subparsers)
+    for package in COMMAND_PACKAGES:
+        name = f"walt_bench.{package}.commands"
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # DEV-ONLY guard while parts are being written
+            if exc.name != name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,42 @@
+"""Spec section ``data``: which dataset, which split, and the clip geometry."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from walt_bench.config import NonNegativeInt, PositiveInt, Probability, Section
+
+
+class DataConfig(Section):
+    dataset: Literal["ucf101", "kinetics600", "imagenet"] = Field(
+        "ucf101",
+        description="Reader to use. The embedded synthetic dataset is written in UCF-101's layout, so it is read "
+        "with 'ucf101'.",
+    )
+    root: str = Field(
+        "data/synthetic",
+        description="Dataset root. ucf101: the folder holding UCF-101/ and ucfTrainTestlist/. kinetics600: the "
+        "folder holding <split>/<label>/<id>_<start>_<end>.mp4. imagenet: the folder holding train/ and val/.",
+    )
+    annotations: str | None = Field(
+        None, description="kinetics600 only: annotation CSV (label,youtube_id,time_start,time_end,split)."
+    )
+    split: str = Field("train", description="ucf101: train|test|train+test; kinetics600: train|val|test; imagenet: train|val.")
+    fold: int = Field(1, ge=1, le=3, description="UCF-101 split list number (trainlist0{fold}.txt).")
+    num_frames: PositiveInt = Field(17, description="Frames per clip, 1+T (Table 8: 17). 1 for images.")
+    frame_stride: PositiveInt = Field(1, description="Step between sampled frames (paper is silent; 1).")
+    height: PositiveInt = Field(128, description="Clip height after resize + centre crop (Table 8: 128).")
+    width: PositiveInt = Field(128, description="Clip width after resize + centre crop (Table 8: 128).")
+    num_classes: NonNegativeInt = Field(101, description="Class count for class conditioning (UCF-101: 101). 0 = unconditional.")
+    image_root: str | None = Field(
+        None, description="Joint image-video training: an ImageNet-layout image folder mixed into video batches."
+    )
+    image_ratio: Probability = Field(
+        0.0, description="Joint training: fraction of batch items that are stacks of independent images."
+    )
+    num_workers: NonNegativeInt = Field(2, description="DataLoader worker processes.")
+    skip_unreadable: bool = Field(
+        True, description="Training skips an unreadable file with a warning and a counter instead of crashing."
+    )

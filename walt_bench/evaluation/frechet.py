@@ -1,0 +1,141 @@
+"""The Fréchet distance between two Gaussians fitted to feature sets (FID, FVD, rFVD share it).
+
+    FD = ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1^1/2 S2 S1^1/2)^1/2)
+
+(Heusel et al. 2017, eq. 6; Unterthiner et al. 2018 for videos). The trace of the geometric mean is
+computed with two symmetric eigendecompositions in float64, never ``scipy.linalg.sqrtm``:
+``S1^1/2 S2 S1^1/2`` is symmetric positive semi-definite and has the same eigenvalues as ``S1 S2``,
+so ``tr((S1 S2)^1/2) = sum_i sqrt(lambda_i)``. Eigenvalues that round-off pushes below zero (rank-deficient
+covariances, N < d) are clipped to 0, which keeps the result real and stable.
+
+Covariances are sample covariances (divide by N - 1), as in tfgan (the reference FVD), pytorch-fid and
+torchmetrics. StyleGAN-V's FVD divides by N: ask for ``ddof=0`` ("population") by name.
+
+Statistics files use pytorch-fid's ``.npz`` layout (``mu``, ``sigma``); extra keys written here
+(``num_samples``, ``extractor``, ``weights_sha256``, ``protocol``) are ignored by pytorch-fid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from walt_bench.errors import DataError
+
+Covariance = Literal["sample", "population"]
+
+
+def _ddof(covariance: Covariance) -> int:
+    if covariance not in ("sample", "population"):
+        raise ValueError(f"covariance must be 'sample' or 'population', got {covariance!r}")
+    return 1 if covariance == "sample" else 0
+
+
+def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix (float64, eigh, clipped)."""
+    sym = 0.5 * (np.asarray(matrix, dtype=np.float64) + np.asarray(matrix, dtype=np.float64).T)
+    eigval, eigvec = np.linalg.eigh(sym)
+    root = np.sqrt(np.clip(eigval, 0.0, None))
+    return (eigvec * root) @ eigvec.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr((S1^1/2 S2 S1^1/2)^1/2) = tr((S1 S2)^1/2) for PSD S1, S2 (float64)."""
+    root1 = sqrtm_psd(sigma1)
+    middle = root1 @ np.asarray(sigma2, dtype=np.float64) @ root1
+    eigval = np.linalg.eigvalsh(0.5 * (middle + middle.T))
+    return float(np.sqrt(np.clip(eigval, 0.0, None)).sum())
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); >= 0 (Heusel et al. 2017, eq. 6)."""
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
+        raise DataError(
+            f"Fréchet distance needs statistics of one feature size: got mu {mu1.shape} / {mu2.shape}, "
+            f"sigma {sigma1.shape} / {sigma2.shape}. Compute both with the same extractor."
+        )
+    diff = mu1 - mu2
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
+    # The true value is a squared distance (>= 0); round-off on identical sets can give -1e-12.
+    return float(max(value, 0.0))
+
+
+def feature_statistics(features: np.ndarray, covariance: Covariance = "sample") -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of (N, d) features in float64 (÷(N-1) by default, ÷N for 'population')."""
+    feats = np.asarray(features, dtype=np.float64)
+    if feats.ndim != 2 or feats.shape[0] < 2:
+        raise DataError(f"need at least 2 feature vectors of shape (N, d), got {feats.shape}")
+    return feats.mean(axis=0), np.cov(feats, rowvar=False, ddof=_ddof(covariance))
+
+
+@dataclass
+class RunningStats:
+    """Streaming mean and covariance in float64 (Chan et al.'s pairwise update); memory O(d^2).
+
+    ``update(batch)`` merges a batch of (B, d) features; ``mean``/``covariance()`` equal the statistics
+    of all rows seen, whatever the batching.
+    """
+
+    dim: int
+    count: int = 0
+    mean: np.ndarray = field(init=False)
+    scatter: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mean = np.zeros(self.dim, dtype=np.float64)
+        self.scatter = np.zeros((self.dim, self.dim), dtype=np.float64)
+
+    def update(self, batch) -> None:
+        x = np.asarray(batch, dtype=np.float64).reshape(-1, self.dim)
+        nb = x.shape[0]
+        if nb == 0:
+            return
+        mean_b = x.mean(axis=0)
+        centred = x - mean_b
+        delta = mean_b - self.mean
+        total = self.count + nb
+        self.scatter += centred.T @ centred + np.outer(delta, delta) * (self.count * nb / total)
+        self.mean += delta * (nb / total)
+        self.count = total
+
+    def covariance(self, covariance: Covariance = "sample") -> np.ndarray:
+        ddof = _ddof(covariance)
+        if self.count - ddof <= 0:
+            raise DataError(f"covariance needs at least {ddof + 1} samples, got {self.count}")
+        return self.scatter / (self.count - ddof)
+
+
+def save_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray, **meta) -> Path:
+    """Write pytorch-fid statistics (``mu``, ``sigma``) plus scalar/string metadata to an ``.npz``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {k: np.asarray(v) for k, v in meta.items() if v is not None}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64), **extra)
+    tmp.replace(path)
+    return path
+
+
+def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read ``mu``, ``sigma`` (pytorch-fid / ADM reference-batch layout) and any metadata from an ``.npz``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"statistics file {path} does not exist; compute it with `walt-bench eval stats`.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = set(data.files)
+            if not {"mu", "sigma"} <= keys:
+                raise DataError(
+                    f"{path} holds {sorted(keys)}; expected the keys 'mu' and 'sigma' (pytorch-fid / ADM "
+                    "reference-batch layout). A file with only 'arr_0' holds images: pass it as a reference "
+                    "batch to `walt-bench eval` instead."
+                )
+            meta = {k: data[k].item() for k in keys - {"mu", "sigma"} if data[k].ndim == 0}
+            return data["mu"].astype(np.float64), data["sigma"].astype(np.float64), meta
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read statistics file {path}: {exc}") from exc

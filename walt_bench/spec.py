@@ -1,0 +1,288 @@
+"""Experiment specs: one validated, hashed description of a run.
+
+A spec is a YAML file whose top-level keys are the sections below. It may name one ``base:`` file
+(a path relative to itself, which may name its own base); the file's keys are deep-merged over the
+base's. Dotted ``key=value`` overrides are applied last (values are parsed as YAML scalars or flow
+lists: ``model.lora_rank=16``, ``model.st_window=[5,4,4]``, ``model.st_window=full``,
+``tokenizer.checkpoint=null``). Specs hold data only: nothing in them is executed.
+
+Validation reports every problem at once, as ``path: got VALUE - why (allowed)``, including the
+checks that span sections (the latent grid follows from the clip and the tokenizer; windows must
+tile the latent grid after patchify; conditioning rates need the matching model inputs).
+
+The spec hash is the SHA-256 of the canonical JSON of the resolved spec minus the ``tracking``
+section (where results are logged does not change them), cut to 12 hex digits. It names run
+directories and is stored with every checkpoint, result file and MLflow run.
+
+    spec = load_spec("experiments/smoke/default.yaml", ["model.lora_rank=4"])
+    spec.latent_shape  # (t, h, w) = (1 + (T-1)/f_t, H/f_s, W/f_s)
+    spec.hash          # '3f1c0a9e7b21'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from walt_bench.config import Section
+from walt_bench.data.config import DataConfig
+from walt_bench.denoiser.config import DenoiserConfig
+from walt_bench.diffusion.config import DiffusionConfig
+from walt_bench.engine.config import TrainConfig
+from walt_bench.errors import SpecError
+from walt_bench.evaluation.config import EvalConfig
+from walt_bench.sweeps.config import SweepConfig
+from walt_bench.tokenizer.config import TokenizerConfig
+from walt_bench.tracking.config import TrackingConfig
+
+HASH_EXCLUDES = ("tracking",)
+
+
+class RunConfig(Section):
+    name: str = Field("walt", description="Run name; the run directory is <out_dir>/<name>-<spec hash>.")
+    seed: int = Field(0, description="Global seed; each rank derives its own from it.")
+    out_dir: str = Field("runs", description="Parent folder of run directories.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu.")
+
+
+class ExperimentSpec(Section):
+    description: str = Field("", description="What this spec reproduces (e.g. 'Table 3d, r=16').")
+    data: DataConfig = Field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    model: DenoiserConfig = Field(default_factory=DenoiserConfig)
+    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    # -- derived values -------------------------------------------------------------------------
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(t, h, w) of the tokenizer's latents: 1 + T/f_t latent frames (the first frame alone, §4.1)."""
+        return latent_shape(self.data.num_frames, self.data.height, self.data.width, self.tokenizer)
+
+    @property
+    def hash(self) -> str:
+        return spec_hash(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> ExperimentSpec:
+        """A new validated spec with dotted ``key=value`` overrides applied."""
+        raw = self.to_dict()
+        problems = apply_overrides(raw, overrides)
+        return _validate(raw, problems, source="overrides")
+
+
+def latent_shape(num_frames: int, height: int, width: int, tok: TokenizerConfig) -> tuple[int, int, int]:
+    return (1 + (num_frames - 1) // tok.f_t, height // tok.f_s, width // tok.f_s)
+
+
+def spec_hash(spec_dict: dict[str, Any]) -> str:
+    """12-hex-digit SHA-256 of the canonical JSON of a resolved spec, ``tracking`` excluded."""
+    kept = {k: v for k, v in spec_dict.items() if k not in HASH_EXCLUDES}
+    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load_spec(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentSpec:
+    """Load, merge (``base:``), override and validate a spec; raise :class:`SpecError` listing all problems.
+
+    ``path=None`` gives the defaults (the paper's UCF-101 settings) with the overrides applied.
+    """
+    source = str(path) if path is not None else "defaults"
+    raw = load_yaml_tree(Path(path)) if path is not None else {}
+    problems = apply_overrides(raw, overrides)
+    return _validate(raw, problems, source=source)
+
+
+def load_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML spec and, recursively, its ``base:`` file; the file's keys win."""
+    path = path.expanduser()
+    if not path.is_file():
+        where = f" (base of {_seen[-1]})" if _seen else ""
+        raise SpecError([f"spec file {path}{where} does not exist; give the path of a YAML spec"], str(path))
+    resolved = path.resolve()
+    if resolved in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, resolved))
+        raise SpecError([f"base: cycle {chain}; a spec cannot inherit from itself"], str(path))
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SpecError([f"not valid YAML: {exc}"], str(path)) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"top level must be a mapping of sections, got {type(data).__name__}"], str(path))
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise SpecError([f"base: got {base!r} - must be one file path (relative to this file)"], str(path))
+    parent = load_yaml_tree(path.parent / base, (*_seen, resolved))
+    return deep_merge(parent, data)
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """Apply ``a.b.c=value`` overrides in place; return the malformed ones as problems."""
+    problems = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            problems.append(f"override {item!r}: expected key=value with a dotted key, e.g. model.lora_rank=16")
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return problems
+
+
+# -- validation ---------------------------------------------------------------------------------
+def _validate(raw: dict[str, Any], problems: list[str], source: str) -> ExperimentSpec:
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = problems + [_describe(err) for err in exc.errors()]
+        # Still run the cross-section checks on the sections that are valid on their own, so one
+        # pass lists every problem.
+        problems += cross_field_problems(_valid_sections(raw))
+        raise SpecError(problems, source) from None
+    problems = problems + cross_field_problems(spec)
+    if problems:
+        raise SpecError(problems, source)
+    return spec
+
+
+def _valid_sections(raw: dict[str, Any]) -> dict[str, Section]:
+    sections: dict[str, Section] = {}
+    for name, field in ExperimentSpec.model_fields.items():
+        annotation = field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, Section)):
+            continue
+        values = raw.get(name, {})
+        try:
+            sections[name] = annotation.model_validate(values)
+        except ValidationError as exc:
+            # Unknown keys hide no values: drop them and check the rest.
+            errors = exc.errors()
+            if isinstance(values, dict) and all(e["type"] == "extra_forbidden" for e in errors):
+                unknown = {e["loc"][0] for e in errors}
+                kept = {k: v for k, v in values.items() if k not in unknown}
+                sections[name] = annotation.model_validate(kept)
+    return sections
+
+
+def _describe(err: dict[str, Any]) -> str:
+    path = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_fields(err["loc"][:-1])
+        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        return f"{path}: unknown field{hint}"
+    given = err.get("input")
+    return f"{path}: got {given!r} - {err['msg']}"
+
+
+def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = ExperimentSpec
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def cross_field_problems(spec: ExperimentSpec | dict[str, Section]) -> list[str]:
+    """Checks that span sections; each problem names the field to change.
+
+    Accepts a spec or, while other fields are invalid, the sections that validated on their own;
+    a check whose sections are missing is skipped.
+    """
+    sec = spec if isinstance(spec, dict) else {k: getattr(spec, k) for k in ExperimentSpec.model_fields}
+    d, tok, m, diff = (sec.get(k) for k in ("data", "tokenizer", "model", "diffusion"))
+    problems: list[str] = []
+    if d is not None and diff is not None and d.image_ratio > 0 and not d.image_root:
+        problems.append(f"data.image_ratio: got {d.image_ratio} - joint image-video training needs data.image_root")
+    if m is not None and diff is not None:
+        if diff.p_sc > 0 and not getattr(m, "self_condition", True):
+            problems.append(f"diffusion.p_sc: got {diff.p_sc} - needs model.self_condition=true")
+        if diff.p_fp > 0 and not getattr(m, "frame_condition", False):
+            problems.append(f"diffusion.p_fp: got {diff.p_fp} - needs model.frame_condition=true")
+    if d is None or tok is None:
+        return problems
+    geometry = []
+    if d.num_frames > 1 and (d.num_frames - 1) % tok.f_t:
+        geometry.append(
+            f"data.num_frames: got {d.num_frames} - a video of 1+T frames needs T divisible by "
+            f"tokenizer.f_t={tok.f_t} (e.g. {1 + tok.f_t * -(-(d.num_frames - 1) // tok.f_t)})"
+        )
+    for name, size in (("height", d.height), ("width", d.width)):
+        if size % tok.f_s:
+            geometry.append(f"data.{name}: got {size} - must be divisible by tokenizer.f_s={tok.f_s}")
+    if geometry or m is None:
+        return problems + geometry
+
+    t, h, w = latent_shape(d.num_frames, d.height, d.width, tok)
+    if diff is not None and diff.p_fp > 0 and t < 2:
+        problems.append(f"diffusion.p_fp: got {diff.p_fp} - frame prediction needs video latents (t>=2), got t={t}")
+    p = m.patch_size
+    if h % p or w % p:
+        problems.append(f"model.patch_size: got {p} - must divide the latent frame {h}x{w}")
+        return problems
+    grid = (t, h // p, w // p)
+    where = f"the patch grid {'x'.join(map(str, grid))} (latent {t}x{h}x{w}, patch {p})"
+    if m.spatial_window is not None:
+        wt, wh, ww = m.spatial_window
+        if wt != 1:
+            problems.append(f"model.spatial_window: got {list(m.spatial_window)} - spatial windows span 1 frame")
+        if grid[1] % wh or grid[2] % ww:
+            problems.append(
+                f"model.spatial_window: got {list(m.spatial_window)} - must tile {where}; "
+                f"e.g. [1, {grid[1]}, {grid[2]}] (or null for the whole frame)"
+            )
+    if m.st_window != "full" and any(b % a for a, b in zip(m.st_window, grid)):
+        problems.append(f"model.st_window: got {list(m.st_window)} - must tile {where}, or be 'full'")
+    return problems
+
+
+def spec_fields(model: type[BaseModel] = ExperimentSpec, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(dotted path, description, default) of every leaf field: the reference table in the README."""
+    rows = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        path = f"{prefix}{name}"
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(spec_fields(annotation, f"{path}."))
+        else:
+            default = field.get_default(call_default_factory=True)
+            rows.append((path, field.description or "", default))
+    return rows
