@@ -11,6 +11,7 @@ Exit status: 0 success, 1 a check found problems (e.g. unreadable data files), 2
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -46,15 +47,27 @@ def _spec_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spec_fields(args: argparse.Namespace) -> int:
+    from walt_bench.spec import spec_fields
+
+    print("| field | default | description |\n|---|---|---|")
+    for path, description, default in spec_fields():
+        cell = description.replace("|", "\\|")
+        print(f"| `{path}` | `{default!r}` | {cell} |")
+    return 0
+
+
 def _register_spec(subparsers) -> None:
     spec = subparsers.add_parser("spec", help="validate or show an experiment spec")
-    sub = spec.add_subparsers(dest="spec_command", required=True, metavar="{validate,show}")
+    sub = spec.add_subparsers(dest="spec_command", required=True, metavar="{validate,show,fields}")
     validate = sub.add_parser("validate", help="exit 0 and print the spec hash, or exit 2 listing every bad field")
     add_spec_args(validate, flag=False)
     validate.set_defaults(handler=_spec_validate)
     show = sub.add_parser("show", help="print the resolved spec as YAML")
     add_spec_args(show, flag=False)
     show.set_defaults(handler=_spec_show)
+    fields = sub.add_parser("fields", help="every spec field with its default and meaning (Markdown)")
+    fields.set_defaults(handler=_spec_fields)
 
 
 COMMAND_PACKAGES = ("data", "denoiser", "tokenizer", "diffusion", "evaluation")
@@ -93,3 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `walt-bench spec fields | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0

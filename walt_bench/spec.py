@@ -261,17 +261,25 @@ def cross_field_problems(spec: ExperimentSpec | dict[str, Section]) -> list[str]
     grid = (t, h // p, w // p)
     where = f"the patch grid {'x'.join(map(str, grid))} (latent {t}x{h}x{w}, patch {p})"
     if m.spatial_window is not None:
-        wt, wh, ww = m.spatial_window
-        if wt != 1:
+        if m.spatial_window[0] != 1:
             problems.append(f"model.spatial_window: got {list(m.spatial_window)} - spatial windows span 1 frame")
-        if grid[1] % wh or grid[2] % ww:
+        if not tiles(m.spatial_window, grid):
             problems.append(
                 f"model.spatial_window: got {list(m.spatial_window)} - must tile {where}; "
                 f"e.g. [1, {grid[1]}, {grid[2]}] (or null for the whole frame)"
             )
-    if m.st_window != "full" and any(b % a for a, b in zip(m.st_window, grid)):
+    if m.st_window != "full" and not tiles(m.st_window, grid):
         problems.append(f"model.st_window: got {list(m.st_window)} - must tile {where}, or be 'full'")
     return problems
+
+
+def effective_window(window: tuple[int, int, int], grid: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A window larger than the patch grid along an axis covers the whole axis (e.g. images: t=1)."""
+    return tuple(min(a, b) for a, b in zip(window, grid))
+
+
+def tiles(window: tuple[int, int, int], grid: tuple[int, int, int]) -> bool:
+    return all(b % a == 0 for a, b in zip(effective_window(window, grid), grid))
 
 
 def spec_fields(model: type[BaseModel] = ExperimentSpec, prefix: str = "") -> list[tuple[str, str, Any]]:
