@@ -56,7 +56,8 @@ class ClipDataset(Dataset, abc.ABC):
         self.samples = samples
         self.classes = classes
         self.skip_unreadable = skip_unreadable
-        self._num_skipped = multiprocessing.Value("q", 0)
+        # a spawn-context Value works with fork, spawn and forkserver DataLoader workers alike
+        self._num_skipped = multiprocessing.get_context("spawn").Value("q", 0)
         self._warned: set[str] = set()
 
     # -- to implement -------------------------------------------------------------------------------------
@@ -88,13 +89,19 @@ class ClipDataset(Dataset, abc.ABC):
         """Read exactly one item, raising UnreadableFileError (no skipping): used by ``data check``."""
         key = key if isinstance(key, ItemKey) else ItemKey(int(key))
         video = self.load(key.index, item_rng(key))
-        return {"video": video, "label": self.samples[key.index][1], "is_image": self.is_image, "index": key.index}
+        return {
+            "video": video,
+            "label": self.samples[key.index][1],
+            "is_image": self.is_image,
+            "index": key.index,
+        }
 
     def __getitem__(self, key: ItemKey | int) -> dict:
         key = key if isinstance(key, ItemKey) else ItemKey(int(key))
         if not 0 <= key.index < len(self):
             raise IndexError(f"index {key.index} out of range for {len(self)} items")
-        for attempt in range(min(len(self), MAX_CONSECUTIVE_SKIPS)):
+        tries = min(len(self), MAX_CONSECUTIVE_SKIPS)
+        for attempt in range(tries):
             index = (key.index + attempt) % len(self)
             try:
                 return self.read(key._replace(index=index))
@@ -103,7 +110,7 @@ class ClipDataset(Dataset, abc.ABC):
                     raise
                 self._record_skip(err)
         raise DataError(
-            f"{MAX_CONSECUTIVE_SKIPS} consecutive items from index {key.index} were unreadable (last: "
+            f"{tries} consecutive items from index {key.index} were unreadable (last: "
             f"{self.samples[index][0]}); the dataset looks broken. Run `walt-bench data check` to list them."
         )
 

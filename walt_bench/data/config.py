@@ -27,7 +27,8 @@ class DataConfig(Section):
         "path that does not exist from the working directory is looked up under `root`.",
     )
     split: str = Field(
-        "train", description="ucf101: train|test|train+test; kinetics600: train|val|test; imagenet: train|val."
+        "train",
+        description="ucf101: train|test|train+test; kinetics600: train|val|test; imagenet: train|val.",
     )
     fold: int = Field(1, ge=1, le=3, description="UCF-101 split list number (trainlist0{fold}.txt).")
     num_frames: PositiveInt = Field(17, description="Frames per clip, 1+T (Table 8: 17). 1 for images.")
@@ -46,8 +47,10 @@ class DataConfig(Section):
     )
     image_root: str | None = Field(
         None,
-        description="Joint image-video training: an ImageNet-layout image folder (<image_root>/<class>/*) mixed "
-        "into video batches as stacks of num_frames independent images of one class (Sec. 4.1).",
+        description="Joint image-video training (Sec. 4.1): an image folder (<image_root>/<class>/*, or an "
+        "ImageNet root whose train/ holds the class folders) mixed into video batches as stacks of num_frames "
+        "independent images of one class. An image class named like a video class gets that label; any other "
+        "gets the null label num_classes. Ignored for dataset=imagenet.",
     )
     image_ratio: Probability = Field(
         0.0,

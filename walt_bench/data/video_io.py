@@ -2,7 +2,8 @@
 
 Readers turn a file into pixels in one layout, ``(T, 3, H, W)`` float in [-1, 1]:
 
-- videos are decoded with decord (``read_video_frames``) -> uint8 ``(T, H, W, 3)``;
+- videos are decoded with decord (``read_video_frames``) -> uint8 ``(T, H, W, 3)``; when decord opens a
+  file but fails to decode it (decord 0.6.0 mis-sizes some geometries, e.g. 48x32), PyAV decodes it instead;
 - images are decoded with PIL (``read_image``) and resized with ADM's ``center_crop_arr`` rule
   (``adm_center_crop``), the ImageNet 256x256 protocol that W.A.L.T's Table 2 follows;
 - video frames are resized so the short side covers the target (bilinear, antialias) and
@@ -77,7 +78,30 @@ def _open_video(path: str | Path):
     try:
         return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     except Exception as exc:  # decord raises RuntimeError/DECORDError with C++ messages
-        raise UnreadableFileError(path, f"decord could not open it ({str(exc).splitlines()[0][:200]})") from exc
+        raise UnreadableFileError(path, f"decord could not open it ({_first_line(exc)})") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _read_with_pyav(path: str | Path, indices: list[int]) -> np.ndarray:
+    """Decode frames ``indices`` by walking the stream with PyAV (the fallback when decord fails)."""
+    import av
+
+    wanted = set(indices)
+    found: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                found[i] = frame.to_ndarray(format="rgb24")
+            if i >= max(indices):
+                break
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise ValueError(f"the stream ended before frame {missing[0]}")
+    return np.stack([found[i] for i in indices])
 
 
 def video_length(path: str | Path) -> int:
@@ -100,10 +124,16 @@ def read_video_frames(
     indices = clip_indices(length, num_frames, stride, clip_start(length, num_frames, stride, mode, rng))
     try:
         frames = reader.get_batch(indices).asnumpy()
-    except Exception as exc:
-        raise UnreadableFileError(path, f"decoding frames {indices[0]}..{indices[-1]} failed ({exc})") from exc
+    except Exception as exc:  # decord 0.6.0 mis-sizes some frame geometries (e.g. 48x32); PyAV reads them
+        try:
+            frames = _read_with_pyav(path, indices)
+        except Exception as exc2:
+            reason = f"decoding frames {indices[0]}..{indices[-1]} failed (decord: {_first_line(exc)}; PyAV: {exc2})"
+            raise UnreadableFileError(path, reason) from exc
     if frames.shape[0] != num_frames or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise UnreadableFileError(path, f"decoded an array of shape {frames.shape}, expected ({num_frames}, H, W, 3)")
+        raise UnreadableFileError(
+            path, f"decoded an array of shape {frames.shape}, expected ({num_frames}, H, W, 3)"
+        )
     return torch.from_numpy(np.ascontiguousarray(frames))
 
 
@@ -212,4 +242,3 @@ def write_video(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-

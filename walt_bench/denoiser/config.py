@@ -21,7 +21,8 @@ SizeName = Literal["tiny", "S", "B", "L", "XL", "t2v-base", "t2v-sr1", "t2v-sr2"
 class DenoiserConfig(Section):
     # --- geometry ------------------------------------------------------------------------------------
     size: SizeName = Field(
-        "L", description="Named size from the registry (walt_bench/denoiser/sizes.py); Table 3 ablations use L."
+        "L",
+        description="Named size from the registry (walt_bench/denoiser/sizes.py); Table 3 ablations use L.",
     )
     depth: PositiveInt | None = Field(
         None,
@@ -29,13 +30,17 @@ class DenoiserConfig(Section):
         "L = 24 (Table 8). None = the size's.",
     )
     hidden_size: PositiveInt | None = Field(None, description="d_model; None = the size's (L: 1024).")
-    num_heads: PositiveInt | None = Field(None, description="Attention heads; None = the size's (16, Table 8).")
+    num_heads: PositiveInt | None = Field(
+        None, description="Attention heads; None = the size's (16, Table 8)."
+    )
     mlp_ratio: PositiveFloat | None = Field(
         None,
         description="MLP width / d_model; None = the size's (4, as DiT; the T2V base uses 4.5 = 9216/2048, "
         "our reading of Table 8's '9216').",
     )
-    patch_size: PositiveInt = Field(1, description="p: patches of p x p latent pixels per frame (Table 3a: 1).")
+    patch_size: PositiveInt = Field(
+        1, description="p: patches of p x p latent pixels per frame (Table 3a: 1)."
+    )
     # --- attention -----------------------------------------------------------------------------------
     spatial_window: Window | None = Field(
         None, description="Spatial window (1, h, w) in patch tokens; None = the whole latent frame (§4.2)."

@@ -4,13 +4,16 @@ All functions take γ = γ(t) already broadcast-ready: a tensor of shape (B,) or
 for image stacks), expanded here to the latent layout (B, T, c, h, w).
 
     Eq. 1   z_t = sqrt(γ) z_0 + sqrt(1 - γ) ε                      :func:`q_sample`
-    §3      v   = sqrt(1 - γ) ε - sqrt(γ) z_0                      :func:`v_target`
+    §3      v   = sqrt(γ) ε - sqrt(1 - γ) z_0                      :func:`v_target`
             ẑ_0 = sqrt(γ) z_t - sqrt(1 - γ) v̂                      :func:`x0_from_v`
             ε̂   = sqrt(1 - γ) z_t + sqrt(γ) v̂                      :func:`eps_from_v`
     Eq. 2   E ||v - f_θ(z_t; c, t)||²                               :func:`v_loss`
 
-(The last two follow from Eq. 1 and the v definition: the pair (z_t, v) is a rotation of (z_0, ε) by
-the angle φ with cos φ = sqrt(γ), so the inverse rotation recovers (z_0, ε).)
+The paper prints v = sqrt(1 - γ) ε - sqrt(γ) x_0, with the two coefficients swapped relative to the
+v-prediction it cites (Salimans & Ho 2022, [65]: v = α ε - σ x with α = sqrt(γ), σ = sqrt(1 - γ)). At t = 1
+under zero terminal SNR (γ = 0) the printed form gives v = ε = z_t, which says nothing about x_0 (Lin et al.
+need v-prediction precisely because the cited v = -x_0 there); we implement the cited definition, for which the pair (z_t, v) is a
+rotation of (z_0, ε) by the angle φ with cos φ = sqrt(γ), so the inverse rotation gives ẑ_0 and ε̂ below.
 """
 
 from __future__ import annotations
@@ -34,9 +37,12 @@ def q_sample(z0: torch.Tensor, gamma: torch.Tensor, noise: torch.Tensor) -> torc
 
 
 def v_target(z0: torch.Tensor, noise: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """§3 (after Eq. 2): v = sqrt(1 - γ) ε - sqrt(γ) z_0 (Salimans & Ho 2022)."""
+    """§3 (after Eq. 2), v-prediction of Salimans & Ho 2022: v = sqrt(γ) ε - sqrt(1 - γ) z_0.
+
+    See the module docstring for why the coefficients differ from the paper's printed formula.
+    """
     g = _expand(gamma, z0)
-    return (1.0 - g).sqrt() * noise - g.sqrt() * z0
+    return g.sqrt() * noise - (1.0 - g).sqrt() * z0
 
 
 def x0_from_v(z_t: torch.Tensor, v: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:

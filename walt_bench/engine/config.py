@@ -68,7 +68,9 @@ class TrainConfig(Section):
         "logged). Paper is silent; we choose 1.0, the common value for diffusion transformers.",
     )
     # -- EMA -------------------------------------------------------------------------------------
-    ema: bool = Field(True, description="Keep an EMA of the weights (Table 8: yes for ImageNet/UCF/K600, no for T2V).")
+    ema: bool = Field(
+        True, description="Keep an EMA of the weights (Table 8: yes for ImageNet/UCF/K600, no for T2V)."
+    )
     ema_decay: Probability = Field(
         0.9999,
         description="EMA decay per optimizer step: ema = decay * ema + (1 - decay) * param. Paper is silent; "
@@ -84,7 +86,9 @@ class TrainConfig(Section):
         "auto",
         description="Autocast dtype: auto = bf16 on CUDA, fp32 on CPU. Parameters and optimizer state stay fp32.",
     )
-    compile: bool = Field(False, description="Compile each trained module with torch.compile (off: faster start-up).")
+    compile: bool = Field(
+        False, description="Compile each trained module with torch.compile (off: faster start-up)."
+    )
     activation_checkpointing: bool = Field(
         False,
         description="Recompute activations in the backward pass to save memory; the model reads this flag "

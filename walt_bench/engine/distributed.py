@@ -108,7 +108,9 @@ def micro_batch_size(global_batch: int, world_size: int, grad_accum_steps: int) 
     return global_batch // denom
 
 
-def wrap_module(module: nn.Module, info: DistInfo, parallel: str, find_unused_parameters: bool = False) -> nn.Module:
+def wrap_module(
+    module: nn.Module, info: DistInfo, parallel: str, find_unused_parameters: bool = False
+) -> nn.Module:
     """Wrap a (device-resident) module for data-parallel training; returns it unchanged when not distributed.
 
     ``ddp``: ``DistributedDataParallel`` (broadcasts rank 0's weights at construction).
@@ -142,9 +144,9 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 def set_grad_sync(module: nn.Module, enabled: bool):
-    """Context manager-free switch of gradient synchronisation (for accumulation micro-steps).
+    """A context in which backward passes do (``enabled``) or do not all-reduce gradients.
 
-    Returns a context manager: DDP's ``no_sync()`` when disabling, FSDP2's
+    Used for accumulation micro-steps and for modules that are not being trained in a loss. Returns: DDP's ``no_sync()`` when disabling, FSDP2's
     ``set_requires_gradient_sync`` toggled, or a null context for plain modules.
     """
     import contextlib

@@ -1,13 +1,89 @@
-"""Spec section ``eval``: which metric protocol, how many samples, and where extractor weights live."""
+"""Spec section ``eval``: which metric protocol, how many samples, and where extractor weights live.
+
+Protocols (``walt_bench.evaluation.protocols``) fix the reference settings; the fields left ``None`` here take
+the protocol's value, so a spec only sets what it changes (e.g. ``eval.num_samples=64`` for a smoke run).
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
-from walt_bench.config import PositiveInt, Section
+from walt_bench.config import NonNegativeInt, PositiveInt, Section
+
+ProtocolName = Literal["ucf101_fvd", "k600_fvd", "imagenet_fid50k", "rfvd", "synthetic_fvd"]
 
 
 class EvalConfig(Section):
-    protocol: str = Field("ucf101_fvd", description="Named evaluation protocol.")
-    num_samples: PositiveInt = Field(10000, description="Generated clips per repeat (MAGVIT's UCF-101 protocol: 10,000).")
-    repeats: PositiveInt = Field(4, description="Repeats for mean ± std (MAGVIT's UCF-101 protocol: 4).")
+    protocol: ProtocolName = Field(
+        "ucf101_fvd",
+        description="Named evaluation protocol: ucf101_fvd (FVD + C3D IS, MAGVIT's UCF-101 setting), k600_fvd "
+        "(frame prediction, 5 context frames), imagenet_fid50k (ADM's FID/IS), rfvd (tokenizer reconstructions), "
+        "synthetic_fvd (FVD-synthetic/IS-synthetic with a classifier trained on the synthetic dataset).",
+    )
+    num_samples: PositiveInt | None = Field(
+        None,
+        description="Generated clips per repeat; None = the protocol's (UCF-101: 10,000; ImageNet: 50,000).",
+    )
+    repeats: PositiveInt | None = Field(
+        None, description="Repeats for mean ± std; None = the protocol's (MAGVIT's UCF-101 protocol: 4)."
+    )
+    reference_samples: PositiveInt | None = Field(
+        None,
+        description="Real clips behind the reference statistics; None = num_samples. Paper is silent; MAGVIT "
+        "pairs every generated batch with a real batch, so we default to the same count.",
+    )
+    reference_split: str | None = Field(
+        None, description="Data split of the real clips; None = the protocol's (UCF-101: train, K600: test)."
+    )
+    reference_stats: str | None = Field(
+        None,
+        description="Precomputed reference statistics (.npz with mu, sigma: pytorch-fid or ADM reference batch). "
+        "None = computed from data.* and cached in cache_dir.",
+    )
+    cache_dir: str = Field(
+        ".cache/walt_bench/stats",
+        description="Where reference statistics are cached by (dataset, split, "
+        "protocol, extractor hash, count).",
+    )
+    frame_offset: NonNegativeInt = Field(
+        0,
+        description="First frame of the evaluated window when clips are longer than the protocol's 16 frames "
+        "(the model makes 1+T = 17). Paper is silent; we evaluate frames 0..15.",
+    )
+    covariance: Literal["sample", "population"] = Field(
+        "sample",
+        description="Covariance estimator: sample (÷(N-1); tfgan, pytorch-fid, MAGVIT) or population (÷N; "
+        "StyleGAN-V's FVD).",
+    )
+    batch_size: PositiveInt = Field(16, description="Clips per extractor forward pass (memory stays flat).")
+    i3d_weights: str | None = Field(
+        None,
+        description="I3D (Kinetics-400) for FVD: TorchScript i3d_torchscript.pt (StyleGAN-V), a state dict of "
+        "walt_bench.evaluation.i3d.InceptionI3d, or a TF-Hub handle/SavedModel dir (tfhub extra). None = "
+        "$WALT_I3D_WEIGHTS or $WALT_WEIGHTS_DIR/i3d_torchscript.pt.",
+    )
+    i3d_backend: Literal["auto", "torchscript", "state_dict", "tfhub"] = Field(
+        "auto",
+        description="How to read i3d_weights; auto decides from the file (SavedModel dir/handle = tfhub).",
+    )
+    inception_weights: str | None = Field(
+        None,
+        description="InceptionV3 for FID/IS in the pt_inception-2015-12-05 layout. None = "
+        "$WALT_INCEPTION_WEIGHTS or $WALT_WEIGHTS_DIR/pt_inception-2015-12-05-6726825d.pth.",
+    )
+    c3d_weights: str | None = Field(
+        None,
+        description="C3D (Sports-1M, fine-tuned on UCF-101) state dict for the UCF-101 IS. None = "
+        "$WALT_C3D_WEIGHTS or $WALT_WEIGHTS_DIR/c3d_ucf101.pt.",
+    )
+    classifier_weights: str | None = Field(
+        None,
+        description="Synthetic-data classifier for FVD-synthetic/IS-synthetic (walt-bench eval train-classifier). "
+        "None = $WALT_SYNTHETIC_CLASSIFIER or <run.out_dir>/synthetic_classifier.pt.",
+    )
+    classifier_epochs: PositiveInt = Field(
+        4, description="train-classifier epochs over the synthetic train split (a few CPU minutes)."
+    )
+    classifier_width: PositiveInt = Field(32, description="train-classifier base channel width.")

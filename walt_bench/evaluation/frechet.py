@@ -42,8 +42,18 @@ def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
     return (eigvec * root) @ eigvec.T
 
 
+def _is_diagonal(matrix: np.ndarray) -> bool:
+    return not np.any(matrix[~np.eye(matrix.shape[0], dtype=bool)])
+
+
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """tr((S1^1/2 S2 S1^1/2)^1/2) = tr((S1 S2)^1/2) for PSD S1, S2 (float64)."""
+    """tr((S1^1/2 S2 S1^1/2)^1/2) = tr((S1 S2)^1/2) for PSD S1, S2 (float64).
+
+    Two diagonal matrices take the exact closed form sum_i sqrt(a_i b_i) (no eigendecomposition).
+    """
+    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    if _is_diagonal(sigma1) and _is_diagonal(sigma2):
+        return float(np.sqrt(np.clip(np.diag(sigma1) * np.diag(sigma2), 0.0, None)).sum())
     root1 = sqrtm_psd(sigma1)
     middle = root1 @ np.asarray(sigma2, dtype=np.float64) @ root1
     eigval = np.linalg.eigvalsh(0.5 * (middle + middle.T))
@@ -53,7 +63,10 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); >= 0 (Heusel et al. 2017, eq. 6)."""
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    sigma1, sigma2 = (
+        np.atleast_2d(np.asarray(sigma1, np.float64)),
+        np.atleast_2d(np.asarray(sigma2, np.float64)),
+    )
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
         raise DataError(
             f"Fréchet distance needs statistics of one feature size: got mu {mu1.shape} / {mu2.shape}, "
@@ -65,7 +78,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return float(max(value, 0.0))
 
 
-def feature_statistics(features: np.ndarray, covariance: Covariance = "sample") -> tuple[np.ndarray, np.ndarray]:
+def feature_statistics(
+    features: np.ndarray, covariance: Covariance = "sample"
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of (N, d) features in float64 (÷(N-1) by default, ÷N for 'population')."""
     feats = np.asarray(features, dtype=np.float64)
     if feats.ndim != 2 or feats.shape[0] < 2:

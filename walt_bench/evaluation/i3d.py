@@ -117,4 +117,3 @@ class InceptionI3d(nn.Module):
         x = F.avg_pool3d(x, kernel, stride=1)  # reference: VALID [2, 7, 7]
         logits = self.logits(x)  # (B, classes, t, h, w); h = w = 1 at 224x224
         return logits.mean(dim=(2, 3, 4))  # time-averaged logits
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from walt_bench.config import NonNegativeInt, PositiveFloat, PositiveInt, Section
 from walt_bench.engine.config import TrainConfig
@@ -18,6 +18,34 @@ from walt_bench.engine.config import TrainConfig
 def _tokenizer_train_defaults() -> TrainConfig:
     """Table 8, first stage: batch 256, cosine schedule, Adam (UCF-101: 2000 epochs ~ 75k steps at batch 256)."""
     return TrainConfig(steps=75000, batch_size=256, optimizer="adam", lr=1e-4, lr_schedule="cosine", ema=False)
+
+
+def geometry_problems(
+    f_s: int, f_t: int, channels: int, channel_multipliers: list[int], num_groups: int
+) -> list[str]:
+    """Why ``f_s``/``f_t`` do not fit the levels (``len(channel_multipliers) - 1`` downsamplings), if they don't.
+
+    ``L`` levels give ``L - 1`` spatial downsamplings, so ``f_s = 2**(L-1)``; time is downsampled on the last
+    ``log2 f_t`` of them, so ``f_t`` is a power of two ``<= 2**(L-1)``. GroupNorm groups must divide every width.
+    """
+    n_down = len(channel_multipliers) - 1
+    problems = []
+    if f_s != 2**n_down:
+        hint = f" (or give {f_s.bit_length()} multipliers)" if f_s & (f_s - 1) == 0 else ""
+        problems.append(
+            f"tokenizer.f_s={f_s} but channel_multipliers={list(channel_multipliers)} has {n_down + 1} levels, "
+            f"i.e. {n_down} spatial downsamplings: f_s must be {2**n_down}{hint}"
+        )
+    if f_t & (f_t - 1) or f_t > 2**n_down:
+        choices = ", ".join(str(2**i) for i in range(n_down + 1))
+        problems.append(
+            f"tokenizer.f_t={f_t} must be one of {choices}: time is halved on at most the {n_down} "
+            f"downsampling levels of channel_multipliers={list(channel_multipliers)}"
+        )
+    bad = [channels * m for m in channel_multipliers if (channels * m) % num_groups]
+    if bad:
+        problems.append(f"tokenizer.num_groups={num_groups} does not divide the level widths {bad}")
+    return problems
 
 
 class TokenizerConfig(Section):
@@ -125,3 +153,10 @@ class TokenizerConfig(Section):
         default_factory=_tokenizer_train_defaults,
         description="The tokenizer's own optimisation settings (Table 8 first stage: batch 256, cosine, Adam).",
     )
+
+    @model_validator(mode="after")
+    def _check_geometry(self) -> TokenizerConfig:
+        problems = geometry_problems(self.f_s, self.f_t, self.channels, self.channel_multipliers, self.num_groups)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -29,35 +29,16 @@ from einops import rearrange
 from torch import nn
 
 from walt_bench.errors import UserError
-from walt_bench.tokenizer.config import TokenizerConfig
+from walt_bench.tokenizer.config import TokenizerConfig, geometry_problems
 from walt_bench.tokenizer.layers import CausalConv3d, DepthToSpaceUpsample, Downsample, FrameGroupNorm, ResBlock
 
 
 def temporal_levels(cfg: TokenizerConfig) -> int:
-    """Check that ``f_s``, ``f_t`` match the number of levels; return how many levels downsample time.
-
-    ``len(channel_multipliers) = L`` levels give ``L - 1`` downsamplings, so ``f_s = 2**(L-1)`` and
-    ``f_t = 2**k`` with ``k <= L - 1``. Raises :class:`UserError` with the consistent choices otherwise.
-    """
-    n_down = len(cfg.channel_multipliers) - 1
-    problems = []
-    if cfg.f_s != 2**n_down:
-        problems.append(
-            f"tokenizer.f_s={cfg.f_s} but channel_multipliers={cfg.channel_multipliers} has "
-            f"{n_down + 1} levels, i.e. {n_down} spatial downsamplings: f_s must be {2**n_down} "
-            f"(or use {int(math.log2(cfg.f_s)) + 1 if cfg.f_s & (cfg.f_s - 1) == 0 else '?'} multipliers)"
-        )
-    k = int(math.log2(cfg.f_t)) if cfg.f_t & (cfg.f_t - 1) == 0 else -1
-    if k < 0 or k > n_down:
-        choices = ", ".join(str(2**i) for i in range(n_down + 1))
-        problems.append(f"tokenizer.f_t={cfg.f_t} is not one of {choices} (a power of two <= 2**{n_down})")
-    widths = [cfg.channels * m for m in cfg.channel_multipliers]
-    bad = [w for w in widths if w % cfg.num_groups]
-    if bad:
-        problems.append(f"tokenizer.num_groups={cfg.num_groups} does not divide the level widths {bad}")
+    """How many levels downsample time (``log2 f_t``); raises :class:`UserError` when the geometry is inconsistent."""
+    problems = geometry_problems(cfg.f_s, cfg.f_t, cfg.channels, cfg.channel_multipliers, cfg.num_groups)
     if problems:
         raise UserError("inconsistent tokenizer geometry:\n  - " + "\n  - ".join(problems))
-    return k
+    return int(math.log2(cfg.f_t))
 
 
 @dataclass
@@ -67,10 +48,11 @@ class Posterior:
     mean: torch.Tensor  # (B, t, c, h, w)
     logvar: torch.Tensor | None = None
 
-    def sample(self) -> torch.Tensor:
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.logvar is None:
             return self.mean
-        return self.mean + torch.exp(0.5 * self.logvar) * torch.randn_like(self.mean)
+        noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + torch.exp(0.5 * self.logvar) * noise
 
     def kl(self) -> torch.Tensor:
         """KL(q(z|x) || N(0, I)) summed over latent elements, averaged over the batch (0 for plain latents)."""
@@ -212,10 +194,12 @@ class CausalAutoencoder(nn.Module):
         x = self.decoder(rearrange(z, "b t c h w -> b c t h w"))
         return rearrange(x, "b c t h w -> b t c h w")
 
-    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, Posterior]:
+    def forward(
+        self, video: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, Posterior]:
         """Reconstruct ``video``; returns ``(video_hat, posterior)`` (training path: samples the KL posterior)."""
         post = self.posterior(video)
-        return self.decode(post.sample()), post
+        return self.decode(post.sample(generator)), post
 
 
 def num_parameters(module: nn.Module) -> int:

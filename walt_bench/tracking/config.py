@@ -14,5 +14,7 @@ class TrackingConfig(Section):
         None,
         description="Tracking URI; None = $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory.",
     )
-    experiment: str = Field("walt_bench", description="MLflow experiment name (created before the run starts).")
+    experiment: str = Field(
+        "walt_bench", description="MLflow experiment name (created before the run starts)."
+    )
     log_artifacts: bool = Field(True, description="Upload spec.yaml and summary.json as run artifacts.")

@@ -1,0 +1,108 @@
+"""Fréchet distance: analytic cases, an independent float64 reference, rank deficiency, streaming statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import linalg
+
+from walt_bench.errors import DataError
+from walt_bench.evaluation.frechet import (
+    RunningStats,
+    feature_statistics,
+    frechet_distance,
+    load_stats,
+    save_stats,
+)
+
+
+def reference_fd(mu1, s1, mu2, s2) -> float:
+    """Independent route: tr((S1 S2)^1/2) from the eigenvalues of S2^1/2 S1 S2^1/2 via scipy.linalg.eigh."""
+    w2, v2 = linalg.eigh(s2)
+    root2 = (v2 * np.sqrt(np.clip(w2, 0, None))) @ v2.T
+    eig = linalg.eigh(root2 @ s1 @ root2, eigvals_only=True)
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.clip(eig, 0, None)).sum())
+
+
+def test_unit_mean_shift_in_2048_dimensions_is_exactly_2048():
+    d = 2048
+    assert frechet_distance(np.zeros(d), np.eye(d), np.ones(d), np.eye(d)) == 2048.0
+
+
+def test_diagonal_covariances_match_closed_form():
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(0.1, 3.0, 64), rng.uniform(0.1, 3.0, 64)
+    mu_a, mu_b = rng.normal(size=64), rng.normal(size=64)
+    expected = np.sum((mu_a - mu_b) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    assert frechet_distance(mu_a, np.diag(a), mu_b, np.diag(b)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_general_path_on_rotated_diagonal_covariances_matches_closed_form():
+    rng = np.random.default_rng(2)
+    q, _ = np.linalg.qr(rng.normal(size=(128, 128)))  # a shared rotation keeps S1, S2 commuting, not diagonal
+    a, b = rng.uniform(0.1, 3.0, 128), rng.uniform(0.1, 3.0, 128)
+    expected = 2.0 + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    mu2 = np.zeros(128)
+    mu2[:2] = 1.0
+    value = frechet_distance(np.zeros(128), (q * a) @ q.T, mu2, (q * b) @ q.T)
+    assert value == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("n", [500, 40])  # 40 < d = 64: rank-deficient covariances
+def test_agrees_with_independent_reference_on_random_features(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 64)) @ rng.normal(size=(64, 64))
+    y = rng.normal(size=(n, 64)) @ rng.normal(size=(64, 64)) + 0.5
+    mu1, s1 = feature_statistics(x)
+    mu2, s2 = feature_statistics(y)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference_fd(mu1, s1, mu2, s2), rel=1e-7)
+
+
+def test_identical_rank_deficient_sets_give_zero():
+    x = np.random.default_rng(3).normal(size=(20, 128)) * 10
+    mu, sigma = feature_statistics(x)
+    value = frechet_distance(mu, sigma, mu, sigma)
+    assert 0.0 <= value < 1e-6 * np.trace(sigma)
+
+
+def test_sample_covariance_divides_by_n_minus_one_and_population_by_n():
+    x = np.random.default_rng(4).normal(size=(10, 3))
+    _, sample = feature_statistics(x)
+    _, population = feature_statistics(x, covariance="population")
+    centred = x - x.mean(0)
+    np.testing.assert_allclose(sample, centred.T @ centred / 9)
+    np.testing.assert_allclose(population, centred.T @ centred / 10)
+
+
+def test_streaming_statistics_equal_batch_statistics():
+    x = np.random.default_rng(5).normal(loc=100.0, size=(103, 16))  # large mean: cancellation-prone
+    stats = RunningStats(16)
+    for chunk in np.array_split(x, [1, 8, 50, 51]):
+        stats.update(chunk)
+    mu, sigma = feature_statistics(x)
+    np.testing.assert_allclose(stats.mean, mu, rtol=1e-13)
+    np.testing.assert_allclose(stats.covariance(), sigma, rtol=1e-10, atol=1e-12)
+    assert stats.count == 103
+
+
+def test_stats_file_round_trip_keeps_pytorch_fid_keys(tmp_path):
+    mu, sigma = np.arange(3.0), np.eye(3)
+    path = save_stats(tmp_path / "s.npz", mu, sigma, num_samples=7, extractor="i3d")
+    with np.load(path) as data:
+        assert {"mu", "sigma"} <= set(data.files)
+    mu2, sigma2, meta = load_stats(path)
+    np.testing.assert_array_equal(mu2, mu)
+    np.testing.assert_array_equal(sigma2, sigma)
+    assert meta == {"num_samples": 7, "extractor": "i3d"}
+
+
+def test_stats_file_without_mu_sigma_is_a_clear_error(tmp_path):
+    np.savez(tmp_path / "images.npz", arr_0=np.zeros((2, 4, 4, 3), np.uint8))
+    with pytest.raises(DataError, match="'mu' and 'sigma'"):
+        load_stats(tmp_path / "images.npz")
+
+
+def test_mismatched_feature_sizes_are_rejected():
+    with pytest.raises(DataError, match="same extractor"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))

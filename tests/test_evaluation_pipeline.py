@@ -1,0 +1,197 @@
+"""Protocols, streaming accumulation, the synthetic classifier and the `walt-bench eval` commands end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+
+import numpy as np
+import pytest
+import torch
+
+import walt_bench.data
+from walt_bench.cli import main
+from walt_bench.errors import DataError
+from walt_bench.evaluation.classifier import SyntheticVideoClassifier, save_classifier, train_classifier
+from walt_bench.evaluation.config import EvalConfig, ProtocolName
+from walt_bench.evaluation.evaluate import MetricAccumulator, prepare
+from walt_bench.evaluation.extractors import Extractor, load_synthetic
+from walt_bench.evaluation.frechet import feature_statistics, frechet_distance, load_stats, save_stats
+from walt_bench.evaluation.protocols import PROTOCOLS, resolve
+
+
+class StandInClips(torch.utils.data.Dataset):
+    """Clips whose class is the sign of their brightness (stands in for the data layer's datasets)."""
+
+    def __init__(self, n: int, frames: int = 4, size: int = 8, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.labels = torch.arange(n) % 2
+        sign = self.labels.float() * 2 - 1
+        noise = torch.rand(n, frames, 3, size, size, generator=g) * 0.4 - 0.2
+        self.videos = (sign.view(n, 1, 1, 1, 1) * 0.5 + noise).clamp(-1, 1)
+
+    def __len__(self):
+        return len(self.videos)
+
+    def __getitem__(self, key):
+        index = key if isinstance(key, int) else key.index
+        return {
+            "video": self.videos[index],
+            "label": int(self.labels[index]),
+            "is_image": False,
+            "index": index,
+        }
+
+
+def identity_extractor(dim: int) -> Extractor:
+    """Features = mean pixel per channel and frame; logits = the same (enough to test the plumbing)."""
+
+    def run(video):
+        feats = video.mean(dim=(3, 4)).flatten(1)[:, :dim]
+        return {"features": feats, "logits": feats}
+
+    return Extractor("standin", "test", "none", dim, dim, run)
+
+
+@pytest.fixture
+def classifier_file(tmp_path):
+    torch.manual_seed(0)
+    model = SyntheticVideoClassifier(num_classes=4, width=8).eval()
+    return save_classifier(model, tmp_path / "clf.pt", {"val_accuracy": None})
+
+
+def write_spec(tmp_path, **eval_fields) -> str:
+    lines = ["tracking:", "  enabled: false", "run:", f"  out_dir: {tmp_path / 'runs'}", "eval:"]
+    lines += [f"  {k}: {v}" for k, v in eval_fields.items()]
+    path = tmp_path / "spec.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_protocol_names_in_the_spec_match_the_registry():
+    assert set(typing.get_args(ProtocolName)) == set(PROTOCOLS)
+    ucf = resolve(EvalConfig())
+    assert (ucf.num_samples, ucf.repeats, ucf.reference_split) == (10_000, 4, "train")
+    assert ucf.protocol.metric == "FVD" and ucf.protocol.is_extractor == "c3d"
+    assert resolve(EvalConfig(protocol="imagenet_fid50k")).protocol.is_split == "chunk5000"
+
+
+def test_k600_prepare_takes_16_frames_and_resizes_to_64():
+    settings = resolve(EvalConfig(protocol="k600_fvd"))
+    out = prepare(torch.zeros(2, 17, 3, 128, 128), settings)
+    assert out.shape == (2, 16, 3, 64, 64)
+    with pytest.raises(DataError, match="16 frames"):
+        prepare(torch.zeros(1, 9, 3, 128, 128), settings)
+
+
+def test_accumulator_splits_repeats_exactly_like_batch_statistics():
+    settings = resolve(EvalConfig(protocol="synthetic_fvd"))
+    ext = identity_extractor(6)
+    acc = MetricAccumulator(ext, ext, settings, per_repeat=6, repeats=2)
+    videos = torch.rand(14, 2, 3, 4, 4)
+    for chunk in videos.split(5):
+        acc.update(chunk)
+    assert acc.seen == 12  # the two clips beyond 2 x 6 are ignored
+    feats = videos.mean(dim=(3, 4)).flatten(1)[:, :6].double().numpy()
+    for r in range(2):
+        mu, sigma = feature_statistics(feats[6 * r : 6 * r + 6])
+        np.testing.assert_allclose(acc.stats[r].mean, mu, rtol=1e-12)
+        np.testing.assert_allclose(acc.stats[r].covariance(), sigma, rtol=1e-10, atol=1e-14)
+    assert len(acc.scores[0].scores()) == 1
+
+
+def test_classifier_learns_standin_classes_and_reloads(tmp_path):
+    model, metrics = train_classifier(
+        StandInClips(32),
+        StandInClips(8, seed=1),
+        num_classes=2,
+        epochs=3,
+        width=8,
+        batch_size=8,
+        progress=False,
+    )
+    assert metrics["val_accuracy"] == 1.0
+    path = save_classifier(model, tmp_path / "c.pt", metrics)
+    assert json.loads((tmp_path / "c.pt.json").read_text())["val_accuracy"] == 1.0
+    extractor = load_synthetic(str(path))
+    video = StandInClips(2).videos
+    np.testing.assert_allclose(
+        extractor(video)["logits"], model(video)["logits"].detach().double().numpy(), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_eval_fd_command_prints_the_frechet_distance(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(50, 8)), rng.normal(size=(50, 8)) + 1
+    save_stats(tmp_path / "a.npz", *feature_statistics(a))
+    save_stats(tmp_path / "b.npz", *feature_statistics(b))
+    assert main(["eval", "fd", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]) == 0
+    expected = frechet_distance(*feature_statistics(a), *feature_statistics(b))
+    assert float(capsys.readouterr().out) == pytest.approx(expected, rel=1e-6)
+
+
+def test_eval_fd_command_rejects_a_missing_file(tmp_path, capsys):
+    assert main(["eval", "fd", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]) == 2
+    assert "walt-bench eval stats" in capsys.readouterr().err
+
+
+def test_eval_run_writes_labelled_synthetic_metrics(tmp_path, classifier_file):
+    videos = np.random.default_rng(0).integers(0, 256, size=(12, 5, 16, 16, 3), dtype=np.uint8)
+    (tmp_path / "samples").mkdir()
+    np.savez(
+        tmp_path / "samples" / "samples.npz", videos=videos, labels=np.zeros(12, np.int64), references=videos
+    )
+    spec = write_spec(tmp_path, protocol="synthetic_fvd", classifier_weights=classifier_file, batch_size=5)
+    assert (
+        main(
+            [
+                "eval",
+                "--spec",
+                spec,
+                "--samples",
+                str(tmp_path / "samples"),
+                "eval.num_samples=6",
+                "eval.repeats=2",
+            ]
+        )
+        == 0
+    )
+    result = json.loads((tmp_path / "samples" / "metrics.json").read_text())
+    assert "FVD" not in result and "IS" not in result  # never unqualified for the synthetic classifier
+    assert result["metric"] == "FVD-synthetic" and len(result["FVD-synthetic"]["values"]) == 2
+    assert result["IS-synthetic"]["mean"] >= 1.0
+    assert result["reference"]["num_samples"] == 6
+    assert (
+        result["extractor"]["weights_sha256"]
+        == hashlib.sha256(open(classifier_file, "rb").read()).hexdigest()
+    )
+    assert result["protocol"]["name"] == "synthetic_fvd" and len(result["spec_hash"]) == 12
+    # repeat 0 holds exactly the clips of the reference set: distance ~ 0
+    assert result["FVD-synthetic"]["values"][0] < 1e-6
+
+
+def test_eval_stats_goes_through_the_data_layer_and_caches(tmp_path, classifier_file, monkeypatch, capsys):
+    calls = []
+
+    def fake_build_dataset(cfg, split=None):
+        calls.append(split)
+        return StandInClips(10, frames=5, size=16)
+
+    monkeypatch.setattr(walt_bench.data, "build_dataset", fake_build_dataset, raising=False)
+    spec = write_spec(
+        tmp_path,
+        protocol="synthetic_fvd",
+        classifier_weights=classifier_file,
+        cache_dir=tmp_path / "cache",
+        reference_samples=10,
+        batch_size=4,
+    )
+    args = ["eval", "stats", "--spec", spec, "--out", str(tmp_path / "ref.npz"), "data.num_workers=0"]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert calls == ["train"] and "cached" in capsys.readouterr().out.splitlines()[-1]
+    mu, sigma, meta = load_stats(tmp_path / "ref.npz")
+    feats = load_synthetic(classifier_file)(StandInClips(10, frames=5, size=16).videos)["features"]
+    np.testing.assert_allclose(mu, feats.mean(0), rtol=1e-5, atol=1e-7)
+    assert meta["num_samples"] == 10 and meta["protocol"] == "synthetic_fvd"

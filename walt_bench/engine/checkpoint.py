@@ -1,0 +1,222 @@
+"""Atomic, self-describing checkpoints and their loading rules.
+
+A checkpoint ``<run dir>/checkpoints/step_00001000.pt`` is one ``torch.save`` dict that loads with
+``torch.load(weights_only=True)`` (only tensors, numbers, strings, lists and dicts inside)::
+
+    format         "walt_bench.checkpoint/1"
+    step           optimizer steps completed
+    data_position  loader batches consumed per rank (= step * grad_accum_steps)
+    spec_hash      the run's spec hash;  spec: the resolved spec dict
+    parts          {name: {"model", "ema" (or None), "optimizer", "scheduler"}}  (full, unsharded tensors)
+    rng            one dict per rank: python, numpy, torch CPU and CUDA generator states
+    world_size     ranks that wrote it (the RNG states are restored only at the same world size)
+    extra          a small dict from the trainer (best metrics, MLflow run id, ...)
+
+Writes are atomic: a temporary file in the same folder, flush + fsync, ``os.replace``, fsync of the
+folder; a crash mid-write leaves the previous checkpoint untouched. Loading refuses a checkpoint made
+by a different spec (naming each differing field) unless ``allow_spec_mismatch=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from walt_bench.errors import CheckpointError
+
+FORMAT = "walt_bench.checkpoint/1"
+_NAME = re.compile(r"^step_(\d+)\.pt$")
+SPEC_DIFF_IGNORES = ("tracking",)
+
+
+# -- files ---------------------------------------------------------------------------------------
+def checkpoint_path(ckpt_dir: str | Path, step: int) -> Path:
+    return Path(ckpt_dir) / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
+    """``[(step, path), ...]`` of finished checkpoints in ``ckpt_dir``, oldest first (temp files ignored)."""
+    d = Path(ckpt_dir)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
+    found = list_checkpoints(ckpt_dir)
+    return found[-1][1] if found else None
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` so that the file is either the old one or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:  # e.g. platforms without directory file descriptors
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def prune_checkpoints(ckpt_dir: str | Path, keep_last: int) -> list[Path]:
+    """Delete all but the ``keep_last`` newest checkpoints; returns the deleted paths."""
+    found = list_checkpoints(ckpt_dir)
+    doomed = [p for _, p in found[: max(0, len(found) - keep_last)]]
+    for p in doomed:
+        p.unlink(missing_ok=True)
+    return doomed
+
+
+# -- RNG state (as tensors / lists so that weights_only loading works) -----------------------------
+def capture_rng_state() -> dict[str, Any]:
+    """Python, numpy, torch CPU and CUDA generator states of this process."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [int(version), [int(x) for x in internal], gauss],
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(x) for x in internal), gauss))
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -- spec comparison -----------------------------------------------------------------------------
+def spec_diff(old: Any, new: Any, prefix: str = "", ignore: tuple[str, ...] = SPEC_DIFF_IGNORES) -> list[str]:
+    """Dotted paths whose values differ between two spec dicts, as ``'path: checkpoint X, current Y'``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if path in ignore:
+                continue
+            if key not in old:
+                out.append(f"{path}: absent in checkpoint, current {new[key]!r}")
+            elif key not in new:
+                out.append(f"{path}: checkpoint {old[key]!r}, absent in current spec")
+            else:
+                out.extend(spec_diff(old[key], new[key], path, ignore))
+        return out
+    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
+        if len(old) == len(new) and all(not spec_diff(a, b, prefix, ignore) for a, b in zip(old, new)):
+            return []
+    elif old == new:
+        return []
+    return [f"{prefix}: checkpoint {old!r}, current {new!r}"]
+
+
+# -- loading -------------------------------------------------------------------------------------
+def load_checkpoint(
+    path: str | Path,
+    *,
+    spec_dict: dict[str, Any] | None = None,
+    spec_hash: str | None = None,
+    allow_spec_mismatch: bool = False,
+) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU with ``weights_only=True`` and check that it belongs to this spec.
+
+    Raises :class:`CheckpointError` when the file is missing or unreadable, or when its spec hash
+    differs from ``spec_hash`` (listing the differing fields) and ``allow_spec_mismatch`` is false.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist. Give the path of an existing step_*.pt file, or resume "
+            "'auto' (newest in the run directory) or 'never' (start fresh)."
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or unsafe content
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable ({type(exc).__name__}: {str(exc)[:200]}). Delete it to resume "
+            "from the previous checkpoint in the same folder, or give another checkpoint path."
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a walt_bench checkpoint (expected format {FORMAT!r}).")
+    if spec_hash is not None and ckpt["spec_hash"] != spec_hash:
+        diffs = spec_diff(ckpt.get("spec", {}), spec_dict or {})
+        listing = "\n".join(f"  - {d}" for d in diffs) or "  (no field differs; the hash definition changed)"
+        msg = (
+            f"checkpoint {path} was written by spec {ckpt['spec_hash']}, but this run's spec is {spec_hash}. "
+            f"Differing fields:\n{listing}"
+        )
+        if not allow_spec_mismatch:
+            raise CheckpointError(
+                msg + "\nUse the matching spec, or pass --allow-spec-mismatch to load it anyway."
+            )
+        warnings.warn(msg + "\nLoading anyway (allow_spec_mismatch=True).", stacklevel=2)
+    return ckpt
+
+
+def checkpoint_spec(path: str | Path) -> dict[str, Any]:
+    """The resolved spec dict stored in a checkpoint (e.g. to rebuild its model for sampling)."""
+    return load_checkpoint(path)["spec"]
+
+
+def load_weights(
+    path: str | Path, module: torch.nn.Module, part: str | None = None, use_ema: bool = True
+) -> str:
+    """Load one part's weights into ``module``: its EMA when present and ``use_ema``, else the raw weights.
+
+    ``part`` defaults to the checkpoint's only (or first) part. Returns ``"ema"`` or ``"model"``.
+    """
+    ckpt = load_checkpoint(path)
+    parts = ckpt["parts"]
+    name = part if part is not None else next(iter(parts))
+    if name not in parts:
+        raise CheckpointError(f"checkpoint {path} has parts {sorted(parts)}, not {name!r}.")
+    which = "ema" if use_ema and parts[name].get("ema") is not None else "model"
+    state = dict(parts[name]["model"])
+    if which == "ema":
+        state.update(parts[name]["ema"])  # the EMA holds parameters; buffers come from the model
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} part {name!r} does not fit this model ({str(exc)[:300]}). "
+            "Build the model from the checkpoint's own spec (engine.checkpoint.checkpoint_spec)."
+        ) from exc
+    return which

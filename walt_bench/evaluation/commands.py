@@ -1,0 +1,267 @@
+"""``walt-bench eval``: metrics of samples, reference statistics, Fréchet distance of two files, and the
+synthetic-data classifier.
+
+    walt-bench eval --spec FILE --samples DIR [k=v ...]          same as `eval run`
+    walt-bench eval run --spec FILE --samples DIR [--out F.json] [k=v ...]
+    walt-bench eval stats --spec FILE --out F.npz [k=v ...]      real-data statistics (cached)
+    walt-bench eval fd A.npz B.npz [--population]                like pytorch-fid's --save-stats files
+    walt-bench eval train-classifier --spec FILE [--out PATH] [k=v ...]
+
+Sub-commands are parsed from the words after ``eval`` so that ``eval --spec F --samples D k=v`` works too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+SUBCOMMANDS = ("run", "stats", "fd", "train-classifier")
+
+
+def _sub_parser(name: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"walt-bench eval {name}")
+    if name == "fd":
+        parser.description = "Fréchet distance between two statistics files (.npz with mu, sigma)."
+        parser.add_argument("a", metavar="A.npz")
+        parser.add_argument("b", metavar="B.npz")
+        parser.add_argument("--json", action="store_true", help="print a JSON object instead of the number")
+        return parser
+    parser.add_argument("--spec", required=True, metavar="FILE", help="experiment spec (YAML)")
+    if name == "run":
+        parser.description = "Metrics of a samples dir under the spec's eval protocol; writes a metrics JSON."
+        parser.add_argument(
+            "--samples", required=True, metavar="DIR", help="folder with samples.npz (or the .npz)"
+        )
+        parser.add_argument(
+            "--out", metavar="FILE", help="metrics JSON (default: <samples dir>/metrics.json)"
+        )
+    elif name == "stats":
+        parser.description = "Reference statistics of real data for the spec's protocol (pytorch-fid .npz)."
+        parser.add_argument("--out", required=True, metavar="FILE.npz")
+    else:
+        parser.description = "Train the synthetic-data classifier behind FVD-synthetic / IS-synthetic."
+        parser.add_argument(
+            "--out", metavar="PATH", help="state dict (default: <run.out_dir>/synthetic_classifier.pt)"
+        )
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted spec overrides")
+    return parser
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="metrics (FVD, FID, IS, rFVD), reference statistics, Fréchet distance",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--spec", metavar="FILE", help="experiment spec (YAML), for the default `run`")
+    parser.add_argument("--samples", metavar="DIR", help="samples folder, for the default `run`")
+    parser.add_argument("--out", metavar="FILE", help="output file, for the default `run`")
+    parser.add_argument(
+        "words", nargs=argparse.REMAINDER, help=f"one of {', '.join(SUBCOMMANDS)} and its arguments"
+    )
+    parser.set_defaults(handler=_dispatch)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    words = list(args.words)
+    if words and words[0] in SUBCOMMANDS:
+        name, rest = words[0], words[1:]
+    else:
+        name, rest = "run", words
+        for flag in ("spec", "samples", "out"):
+            if getattr(args, flag):
+                rest = [f"--{flag}", getattr(args, flag), *rest]
+    sub = _sub_parser(name).parse_args(rest)
+    return {"run": _run, "stats": _stats, "fd": _fd, "train-classifier": _train_classifier}[name](sub)
+
+
+def _device(spec):
+    import torch
+
+    if spec.run.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec.run.device)
+
+
+def _provenance(spec, argv_name: str) -> dict:
+    import numpy as np
+    import torch
+
+    from walt_bench import __version__
+
+    return {
+        "spec_hash": spec.hash,
+        "command": f"walt-bench eval {argv_name} " + " ".join(sys.argv[2:]),
+        "versions": {"walt_bench": __version__, "torch": torch.__version__, "numpy": np.__version__},
+    }
+
+
+def extractors_for(spec, settings, device):
+    """The Fréchet extractor and the IS extractor (the same object when the protocol shares them)."""
+    from walt_bench.evaluation.extractors import build_extractor
+
+    proto = settings.protocol
+    fallback = Path(spec.run.out_dir) / "synthetic_classifier.pt"
+    fd = build_extractor(proto.extractor, spec.eval, device, fallback)
+    if proto.is_extractor is None:
+        return fd, None
+    if proto.is_extractor == proto.extractor:
+        return fd, fd
+    return fd, build_extractor(proto.is_extractor, spec.eval, device, fallback)
+
+
+def evaluate_samples(
+    spec, samples: str | Path, out: str | Path | None = None, *, progress: bool = True
+) -> dict:
+    """Score ``samples`` under ``spec.eval``; write the metrics JSON and log it to MLflow when enabled."""
+    from walt_bench.evaluation.evaluate import score_samples
+    from walt_bench.evaluation.protocols import resolve
+
+    settings = resolve(spec.eval)
+    fd, is_ = extractors_for(spec, settings, _device(spec))
+    result = score_samples(spec, settings, fd, is_, samples, progress=progress)
+    result.update(_provenance(spec, "run"), samples=str(samples))
+    samples_path = Path(samples)
+    out = (
+        Path(out)
+        if out
+        else (samples_path if samples_path.is_dir() else samples_path.parent) / "metrics.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    result["metrics_file"] = str(out)
+    _log_mlflow(spec, result, out)
+    return result
+
+
+def _log_mlflow(spec, result: dict, path: Path) -> None:
+    if not spec.tracking.enabled:
+        return
+    try:
+        from walt_bench.tracking.mlflow import start_tracking
+    except ImportError:
+        return
+    tracker = start_tracking(
+        spec.tracking,
+        run_name=f"eval-{spec.run.name}-{spec.hash}",
+        params=spec.to_dict(),
+        tags={"spec_hash": spec.hash, "stage": "eval", "protocol": spec.eval.protocol},
+    )
+    metrics = {}
+    for name in (result["metric"], result["protocol"]["is_metric"]):
+        if name and name in result:
+            metrics[name] = result[name]["mean"]
+            metrics[f"{name}_std"] = result[name]["std"]
+    tracker.log_metrics(metrics, step=0)
+    tracker.log_artifact(str(path))
+    tracker.end("FINISHED")
+
+
+def _format(result: dict, name: str | None) -> str:
+    if not name or name not in result:
+        return ""
+    m = result[name]
+    return f"{name} {m['mean']:.3f} ± {m['std']:.3f}"
+
+
+def _run(args) -> int:
+    from walt_bench.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    result = evaluate_samples(spec, args.samples, args.out)
+    parts = [_format(result, result["metric"]), _format(result, result["protocol"]["is_metric"])]
+    print(
+        f"{'  '.join(p for p in parts if p)}  ({result['repeats']} x {result['num_samples']} clips, "
+        f"{result['extractor']['kind']} {result['extractor']['weights_sha256'][:12]})"
+    )
+    if result["below_protocol_count"]:
+        print("note: fewer samples than the protocol asks for; not comparable with published numbers")
+    print(f"wrote {result['metrics_file']}")
+    return 0
+
+
+def _stats(args) -> int:
+    from walt_bench.evaluation.evaluate import reference_statistics
+    from walt_bench.evaluation.frechet import save_stats
+    from walt_bench.evaluation.protocols import resolve
+    from walt_bench.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    settings = resolve(spec.eval)
+    fd, _ = extractors_for(spec, settings, _device(spec))
+    mu, sigma, meta = reference_statistics(spec, settings, fd, use_given=False)  # from data, cached
+    save_stats(
+        args.out,
+        mu,
+        sigma,
+        num_samples=meta["num_samples"],
+        protocol=settings.protocol.name,
+        extractor=fd.kind,
+        weights_sha256=fd.weights_sha256,
+        split=settings.reference_split,
+        spec_hash=spec.hash,
+    )
+    print(
+        f"wrote {args.out}: {meta['num_samples']} clips of {spec.data.dataset}/{settings.reference_split}, "
+        f"{fd.kind} features d={mu.size} ({'cached' if meta.get('cached') else 'computed'})"
+    )
+    return 0
+
+
+def _fd(args) -> int:
+    from walt_bench.evaluation.frechet import frechet_distance, load_stats
+
+    mu1, sigma1, _ = load_stats(args.a)
+    mu2, sigma2, _ = load_stats(args.b)
+    value = frechet_distance(mu1, sigma1, mu2, sigma2)
+    print(json.dumps({"fd": value, "a": args.a, "b": args.b}) if args.json else f"{value:.6f}")
+    return 0
+
+
+def _train_classifier(args) -> int:
+    import torch
+
+    from walt_bench.data import build_dataset
+    from walt_bench.errors import DataError
+    from walt_bench.evaluation.classifier import save_classifier, train_classifier
+    from walt_bench.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    train_set = build_dataset(spec.data, split="train")
+    try:
+        val_set = build_dataset(spec.data, split="test")
+    except DataError:  # no test split: hold out every fifth clip
+        val_idx = list(range(0, len(train_set), 5))
+        keep = [i for i in range(len(train_set)) if i % 5]
+        train_set, val_set = (
+            torch.utils.data.Subset(train_set, keep),
+            torch.utils.data.Subset(train_set, val_idx),
+        )
+    model, metrics = train_classifier(
+        train_set,
+        val_set,
+        num_classes=spec.data.num_classes,
+        epochs=spec.eval.classifier_epochs,
+        width=spec.eval.classifier_width,
+        batch_size=spec.eval.batch_size,
+        seed=spec.run.seed,
+    )
+    out = Path(args.out) if args.out else Path(spec.run.out_dir) / "synthetic_classifier.pt"
+    info = {
+        **metrics,
+        "num_frames": spec.data.num_frames,
+        "height": spec.data.height,
+        "width_px": spec.data.width,
+        "dataset_root": spec.data.root,
+        **_provenance(spec, "train-classifier"),
+    }
+    save_classifier(model, out, info)
+    val = metrics["val_accuracy"]
+    print(
+        f"wrote {out} (+ .json): train accuracy {metrics['train_accuracy']:.3f}, "
+        f"held-out accuracy {val if val is None else f'{val:.3f}'} in {metrics['seconds']} s"
+    )
+    return 0

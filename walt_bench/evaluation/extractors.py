@@ -1,0 +1,284 @@
+"""Feature extractors behind the metrics, loaded from weight files that are never downloaded.
+
+Every extractor takes pixels ``(B, T, 3, H, W)`` in [-1, 1] and returns ``{"features": (B', d), "logits":
+(B', k)}`` (``B' = B * T`` for per-frame image networks), applying its reference's own preprocessing:
+
+=========  ===========================================================  =====================================
+kind       weights (spec field / environment variable / default file)   preprocessing (reference)
+=========  ===========================================================  =====================================
+i3d        ``eval.i3d_weights`` / ``WALT_I3D_WEIGHTS`` /                TF1 bilinear to 224x224, no crop,
+           ``i3d_torchscript.pt``; or a TF-Hub handle / SavedModel dir  [-1, 1] (frechet_video_distance)
+inception  ``eval.inception_weights`` / ``WALT_INCEPTION_WEIGHTS`` /    [0, 255], TF1 bilinear to 299,
+           ``pt_inception-2015-12-05-6726825d.pth``                     (x-128)/128 (torch-fidelity, ADM)
+c3d        ``eval.c3d_weights`` / ``WALT_C3D_WEIGHTS`` / ``c3d_ucf101.pt``  BGR, aligned resize to 112 (MAGVIT)
+synthetic  ``eval.classifier_weights`` / ``WALT_SYNTHETIC_CLASSIFIER``  none (native resolution)
+=========  ===========================================================  =====================================
+
+Default files live in ``$WALT_WEIGHTS_DIR`` (default ``~/.cache/walt_bench/weights``). The I3D TorchScript file
+is StyleGAN-V's ``i3d_torchscript.pt``, called as ``model(x, rescale=False, resize=False,
+return_features=True)`` with ``x`` (B, 3, T, 224, 224) in [-1, 1]; it returns the 400 logits before softmax.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from walt_bench.errors import WeightsError
+
+ENV_VARS = {
+    "i3d": "WALT_I3D_WEIGHTS",
+    "inception": "WALT_INCEPTION_WEIGHTS",
+    "c3d": "WALT_C3D_WEIGHTS",
+    "synthetic": "WALT_SYNTHETIC_CLASSIFIER",
+}
+DEFAULT_FILES = {
+    "i3d": "i3d_torchscript.pt",
+    "inception": "pt_inception-2015-12-05-6726825d.pth",
+    "c3d": "c3d_ucf101.pt",
+    "synthetic": "synthetic_classifier.pt",
+}
+DESCRIPTIONS = {
+    "i3d": "the Kinetics-400 I3D: StyleGAN-V's TorchScript i3d_torchscript.pt, a state dict of "
+    "walt_bench.evaluation.i3d.InceptionI3d, or the TF-Hub module deepmind/i3d-kinetics-400/1 (tfhub extra)",
+    "inception": "the FID InceptionV3 weights pt_inception-2015-12-05-6726825d.pth (pytorch-fid / torch-fidelity "
+    "release)",
+    "c3d": "the C3D UCF-101 classifier as a state dict of walt_bench.evaluation.c3d.C3D (converted from MAGVIT's "
+    "c3d_ucf101 checkpoint)",
+    "synthetic": "the synthetic-data classifier made by `walt-bench eval train-classifier --spec FILE --out PATH`",
+}
+SPEC_FIELDS = {
+    "i3d": "i3d_weights",
+    "inception": "inception_weights",
+    "c3d": "c3d_weights",
+    "synthetic": "classifier_weights",
+}
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("WALT_WEIGHTS_DIR", "~/.cache/walt_bench/weights")).expanduser()
+
+
+def is_hub_handle(value: str) -> bool:
+    return value.startswith(("http://", "https://", "gs://")) or "tfhub.dev" in value
+
+
+def resolve_weights(kind: str, given: str | None, fallback: Path | None = None) -> str:
+    """The weights location for ``kind``: the spec value, else the environment variable, else the default file."""
+    env, default = ENV_VARS[kind], weights_dir() / DEFAULT_FILES[kind]
+    tried = []
+    for source, value in ((f"eval.{SPEC_FIELDS[kind]}", given), (f"${env}", os.environ.get(env))):
+        if not value:
+            continue
+        if (kind == "i3d" and is_hub_handle(value)) or Path(value).expanduser().exists():
+            return str(Path(value).expanduser()) if not is_hub_handle(value) else value
+        tried.append(f"{source} = {value} (no such file)")
+    for candidate in (fallback, default):
+        if candidate is not None and candidate.exists():
+            return str(candidate)
+        if candidate is not None:
+            tried.append(f"{candidate} (no such file)")
+    raise WeightsError(
+        f"{kind} weights not found. Expected {DESCRIPTIONS[kind]}.\n  Looked at: " + "; ".join(tried) + "\n"
+        f"  Put the file at {default}, or set {env}=/path/to/file, or set eval.{SPEC_FIELDS[kind]}=/path in the "
+        "spec. Weights are never downloaded automatically."
+    )
+
+
+def sha256_of(location: str) -> str:
+    """sha256 of a file, of every file of a directory (sorted by path), or of a hub handle string."""
+    path = Path(location)
+    digest = hashlib.sha256()
+    files = (
+        sorted(p for p in path.rglob("*") if p.is_file())
+        if path.is_dir()
+        else [path]
+        if path.is_file()
+        else []
+    )
+    if not files:
+        digest.update(location.encode())
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """TorchScript archives are zips holding ``constants.pkl`` and a ``code/`` folder."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in zf.namelist())
+
+
+def load_state_dict_into(module: torch.nn.Module, path: str | Path, kind: str) -> torch.nn.Module:
+    """Strictly load a state dict (plain, under ``state_dict``, or with ``module.`` prefixes) into ``module``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad weights file
+        raise WeightsError(
+            f"cannot read {kind} weights {path}: {exc}. Expected {DESCRIPTIONS[kind]}."
+        ) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise WeightsError(
+            f"{path} holds a {type(state).__name__}, not a state dict. Expected {DESCRIPTIONS[kind]}."
+        )
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    wrong = [
+        k for k, v in state.items() if k in module.state_dict() and module.state_dict()[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong:
+        raise WeightsError(
+            f"{path} does not match {type(module).__name__}: missing {missing[:5]}, unexpected {unexpected[:5]} "
+            f"({len(missing)} / {len(unexpected)} in all). Expected {DESCRIPTIONS[kind]}."
+        )
+    return module.eval()
+
+
+@dataclass
+class Extractor:
+    """A loaded feature network with its preprocessing; ``extractor(video)`` -> features and logits."""
+
+    kind: str
+    backend: str
+    weights: str
+    feature_dim: int
+    num_classes: int
+    run: Callable[[torch.Tensor], dict[str, torch.Tensor]]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    module: object = None  # the underlying network (nn.Module, ScriptModule or TF object)
+    _sha256: str | None = None
+
+    @property
+    def weights_sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = sha256_of(self.weights)
+        return self._sha256
+
+    @torch.no_grad()
+    def __call__(self, video: torch.Tensor) -> dict[str, np.ndarray]:
+        out = self.run(video.to(self.device))
+        return {k: v.detach().to("cpu", torch.float64).numpy() for k, v in out.items()}
+
+    def describe(self) -> dict:
+        return {
+            "kind": self.kind,
+            "backend": self.backend,
+            "weights": self.weights,
+            "weights_sha256": self.weights_sha256,
+            "feature_dim": self.feature_dim,
+        }
+
+
+# ----------------------------------------------------------------------------------------------- I3D
+
+
+def i3d_input(video: torch.Tensor) -> torch.Tensor:
+    """(B, T, 3, H, W) in [-1, 1] -> (B, 3, T, 224, 224): TF1 bilinear resize, no crop (reference FVD)."""
+    from walt_bench.evaluation.resize import resize_bilinear_tf1
+
+    return resize_bilinear_tf1(video.float(), (224, 224)).permute(0, 2, 1, 3, 4)
+
+
+def load_i3d(location: str, backend: str = "auto", device: str | torch.device = "cpu") -> Extractor:
+    """I3D from a TorchScript file, a state dict of :class:`InceptionI3d`, or TF-Hub (handle or directory)."""
+    device = torch.device(device)
+    if backend == "tfhub" or (backend == "auto" and (is_hub_handle(location) or Path(location).is_dir())):
+        from walt_bench.evaluation.tfhub import load_tfhub_i3d
+
+        return Extractor("i3d", "tfhub", location, 400, 400, load_tfhub_i3d(location), torch.device("cpu"))
+    if backend == "torchscript" or (backend == "auto" and is_torchscript(location)):
+        try:
+            with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format of the file
+                warnings.simplefilter("ignore", DeprecationWarning)
+                script = torch.jit.load(location, map_location=device).eval()
+        except Exception as exc:  # noqa: BLE001
+            raise WeightsError(
+                f"cannot load TorchScript I3D {location}: {exc}. Expected {DESCRIPTIONS['i3d']}."
+            ) from exc
+
+        def run(video):
+            return _both(script(i3d_input(video), rescale=False, resize=False, return_features=True))
+
+        return Extractor("i3d", "torchscript", location, 400, 400, run, device, script)
+    from walt_bench.evaluation.i3d import InceptionI3d
+
+    model = load_state_dict_into(InceptionI3d(), location, "i3d").to(device)
+    return Extractor(
+        "i3d", "state_dict", location, 400, 400, lambda v: _both(model(i3d_input(v))), device, model
+    )
+
+
+def _both(logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """FVD's features are the 400 I3D logits themselves."""
+    return {"features": logits, "logits": logits}
+
+
+# ------------------------------------------------------------------------------------- Inception, C3D
+
+
+def load_inception(location: str, device: str | torch.device = "cpu") -> Extractor:
+    """FID InceptionV3 per frame: features = pool_3 (2048), logits = pool_3 @ W without bias (IS)."""
+    from walt_bench.evaluation.inception import FIDInceptionV3
+
+    device = torch.device(device)
+    model = load_state_dict_into(FIDInceptionV3(), location, "inception").to(device)
+
+    def run(video):
+        frames = video.flatten(0, 1)  # (B*T, 3, H, W)
+        out = model((frames.float() + 1.0) * 127.5)
+        return {"features": out["pool_3"], "logits": out["logits_unbiased"]}
+
+    return Extractor("inception", "state_dict", location, 2048, 1008, run, device, model)
+
+
+def load_c3d(location: str, device: str | torch.device = "cpu") -> Extractor:
+    from walt_bench.evaluation.c3d import C3D
+
+    device = torch.device(device)
+    model = load_state_dict_into(C3D(), location, "c3d").to(device)
+    return Extractor("c3d", "state_dict", location, 4096, 101, model, device, model)
+
+
+def load_synthetic(location: str, device: str | torch.device = "cpu") -> Extractor:
+    """The synthetic-data classifier; its architecture comes from ``<location>.json``."""
+    import json
+
+    from walt_bench.evaluation.classifier import SyntheticVideoClassifier
+
+    meta_path = Path(f"{location}.json")
+    if not meta_path.is_file():
+        raise WeightsError(
+            f"{meta_path} is missing; it is written beside the weights by `walt-bench eval "
+            "train-classifier`. Retrain the classifier or copy the JSON along with the weights."
+        )
+    meta = json.loads(meta_path.read_text())
+    model = SyntheticVideoClassifier(meta["num_classes"], meta["width"])
+    model = load_state_dict_into(model, location, "synthetic").to(torch.device(device))
+    return Extractor(
+        "synthetic", "state_dict", location, model.feature_dim, model.num_classes, model, torch.device(device)
+    )
+
+
+def build_extractor(kind: str, eval_cfg, device: str | torch.device = "cpu", fallback: Path | None = None):
+    """Resolve the weights of ``kind`` from the spec / environment and load the extractor."""
+    given = getattr(eval_cfg, SPEC_FIELDS[kind])
+    location = resolve_weights(kind, given, fallback)
+    if kind == "i3d":
+        return load_i3d(location, eval_cfg.i3d_backend, device)
+    return {"inception": load_inception, "c3d": load_c3d, "synthetic": load_synthetic}[kind](location, device)

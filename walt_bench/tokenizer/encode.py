@@ -1,0 +1,92 @@
+"""``walt-bench tokenizer encode``: a dataset split -> a latent cache (``walt_bench.data.latents``) + stats.
+
+Clips are read in dataset order with the spec's data settings (use ``data.clip_sampling=center`` for one fixed
+clip per video), encoded with the trained tokenizer (posterior mean, fp32) and written in shards of
+``tokenizer.cache_shard_size``. The manifest records the spec hash, the tokenizer hash, the checkpoint path
+and its SHA-256, the split, the counts and the versions, so a cache can always be traced to what made it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from walt_bench.tokenizer.build import file_sha256, load_tokenizer, resolve_checkpoint, tokenizer_hash
+
+
+def default_cache_dir(spec, split: str) -> Path:
+    """``tokenizer.cache_dir``, else ``<run.out_dir>/<run.name>-latents-<tokenizer hash>-<split>``."""
+    if spec.tokenizer.cache_dir:
+        return Path(spec.tokenizer.cache_dir)
+    return Path(spec.run.out_dir) / f"{spec.run.name}-latents-{tokenizer_hash(spec)}-{split}"
+
+
+def encode_dataset(
+    spec,
+    *,
+    checkpoint: str | None = None,
+    split: str | None = None,
+    out: str | None = None,
+    batch_size: int = 8,
+    limit: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Encode ``split`` (default ``data.split``) into a latent cache; returns its manifest (+ ``"path"``)."""
+    from torch.utils.data import DataLoader, Subset
+    from tqdm.auto import tqdm
+
+    from walt_bench.data import build_dataset
+    from walt_bench.data.latents import write_latent_cache
+    from walt_bench.data.loader import collate
+    from walt_bench.engine.distributed import resolve_device
+    from walt_bench.engine.rundir import versions
+
+    split = split or spec.data.split
+    ckpt = resolve_checkpoint(spec, checkpoint)
+    device = resolve_device(spec.run.device)
+    model = load_tokenizer(spec, str(ckpt)).to(device)
+    data_cfg = spec.data.model_copy(update={"image_root": None, "image_ratio": 0.0})  # the split itself, no mixing
+    dataset = build_dataset(data_cfg, split=split)
+    if limit is not None:
+        dataset = Subset(dataset, range(min(limit, len(dataset))))
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=spec.data.num_workers
+    )
+    path = Path(out) if out else default_cache_dir(spec, split)
+
+    def batches():
+        with tqdm(total=len(dataset), desc=f"encode {split}", unit="clip", disable=not progress) as bar:
+            for batch in loader:
+                with torch.no_grad():
+                    z = model.encode(batch["video"].to(device)).float().cpu()
+                bar.update(len(z))
+                yield {"latent": z, "label": batch["label"], "is_image": batch["is_image"], "index": batch["index"]}
+
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    metadata = {
+        "spec_hash": spec.hash,
+        "tokenizer_hash": tokenizer_hash(spec),
+        "tokenizer_checkpoint": str(ckpt),
+        "tokenizer_checkpoint_sha256": file_sha256(ckpt),
+        "dataset": spec.data.dataset,
+        "root": spec.data.root,
+        "split": split,
+        "pixel_shape": [spec.data.num_frames, 3, spec.data.height, spec.data.width],
+        "command": " ".join(["walt-bench", *sys.argv[1:]]) if sys.argv else "walt-bench tokenizer encode",
+        "versions": versions(),
+    }
+    manifest = write_latent_cache(
+        path,
+        batches(),
+        shard_size=spec.tokenizer.cache_shard_size,
+        metadata=metadata,
+        overwrite=overwrite,
+    )
+    manifest["num_skipped"] = int(getattr(base, "num_skipped", 0))  # known only after reading every clip
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return {**manifest, "path": str(path)}
