@@ -55,18 +55,28 @@ def _loss(overrides: list[str], z0: torch.Tensor) -> torch.Tensor:
     model = build_model(spec)
     with torch.no_grad():  # DiT-style zero-initialised output layers make every input irrelevant at init;
         for name, p in model.named_parameters():  # seeded by name: shared weights are equal across variants
-            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(zlib.crc32(name.encode()))) * 0.2)
+            p.copy_(
+                torch.randn(p.shape, generator=torch.Generator().manual_seed(zlib.crc32(name.encode()))) * 0.2
+            )
     model.normalizer.set_stats(torch.full((8,), 0.5), torch.full((8,), 2.0))
     objective = build_objective(spec)
     loss, _ = objective(
-        model, model.normalizer.normalize(z0), labels=torch.tensor([0, 1]), generator=torch.Generator().manual_seed(0)
+        model,
+        model.normalizer.normalize(z0),
+        labels=torch.tensor([0, 1]),
+        generator=torch.Generator().manual_seed(0),
     )
     return loss
 
 
 @pytest.mark.parametrize(
     "switch",
-    ["diffusion.p_sc=0.0", "model.qk_norm=false", "diffusion.latent_norm=false", "diffusion.zero_terminal_snr=false"],
+    [
+        "diffusion.p_sc=0.0",
+        "model.qk_norm=false",
+        "diffusion.latent_norm=false",
+        "diffusion.zero_terminal_snr=false",
+    ],
 )
 def test_table3_switch_changes_the_loss(switch):
     z0 = torch.randn(2, 5, 8, 16, 16, generator=torch.Generator().manual_seed(1))

@@ -84,7 +84,9 @@ def test_guidance_combines_conditional_and_unconditional_predictions():
     x, t = torch.zeros(2, 1, 1, 2, 2), torch.ones(2)
     guided = classifier_free_guidance(model_fn, 3.0, {"class_labels": torch.tensor([10, 10])})
     out = guided(x, t, class_labels=torch.tensor([2, 4]))
-    torch.testing.assert_close(out[:, 0, 0, 0, 0], torch.tensor([10 + 3 * (2 - 10), 10 + 3 * (4 - 10)]).float())
+    torch.testing.assert_close(
+        out[:, 0, 0, 0, 0], torch.tensor([10 + 3 * (2 - 10), 10 + 3 * (4 - 10)]).float()
+    )
     assert classifier_free_guidance(model_fn, 1.0, {}) is model_fn
 
 
@@ -105,7 +107,9 @@ def test_sampling_with_the_same_seed_is_identical():
 def test_context_frames_condition_and_are_kept():
     stage = _stage()
     ctx = torch.randn(2, 2, 4, 4, 4)
-    out = stage.sample(2, labels=torch.tensor([0, 1]), context=ctx, generator=torch.Generator().manual_seed(0))
+    out = stage.sample(
+        2, labels=torch.tensor([0, 1]), context=ctx, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(out[:, :2], ctx)
     fc = stage.model.calls[-1]["frame_cond"]
     assert fc.shape == (2, 3, 5, 4, 4)

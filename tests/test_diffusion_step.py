@@ -133,7 +133,9 @@ def test_a_tiny_model_learns_synthetic_latents():
 
     def batch():
         labels = torch.randint(0, 2, (16,), generator=gen)
-        return patterns[labels].expand(16, 3, 4, 4, 4) + 0.1 * torch.randn(16, 3, 4, 4, 4, generator=gen), labels
+        return patterns[labels].expand(16, 3, 4, 4, 4) + 0.1 * torch.randn(
+            16, 3, 4, 4, 4, generator=gen
+        ), labels
 
     def eval_loss():
         eg = torch.Generator().manual_seed(123)

@@ -11,11 +11,15 @@ import json
 
 def _add_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", required=True, metavar="FILE", help="experiment spec (YAML)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. diffusion.p_sc=0.3")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. diffusion.p_sc=0.3"
+    )
 
 
 def register(subparsers) -> None:
-    train = subparsers.add_parser("train", help="train the W.A.L.T diffusion model of a spec (through the engine)")
+    train = subparsers.add_parser(
+        "train", help="train the W.A.L.T diffusion model of a spec (through the engine)"
+    )
     _add_spec(train)
     train.add_argument(
         "--resume", default="auto", metavar="auto|never|PATH", help="resume from the newest checkpoint (auto)"
@@ -24,7 +28,9 @@ def register(subparsers) -> None:
     train.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     train.set_defaults(handler=_train)
 
-    sample = subparsers.add_parser("sample", help="sample clips from a trained checkpoint (MP4, GIF grid, npz)")
+    sample = subparsers.add_parser(
+        "sample", help="sample clips from a trained checkpoint (MP4, GIF grid, npz)"
+    )
     _add_spec(sample)
     sample.add_argument("--ckpt", required=True, metavar="PATH", help="diffusion checkpoint (step_*.pt)")
     sample.add_argument("--num", type=int, required=True, help="number of clips")
@@ -39,8 +45,12 @@ def register(subparsers) -> None:
         metavar=("SPEC", "CKPT"),
         help="a super-resolution stage (repeat for the cascade base -> SR1 -> SR2, §4.5)",
     )
-    sample.add_argument("--split", default=None, help="data split of the real context clips (frame prediction)")
-    sample.add_argument("--max-files", type=int, default=64, help="write MP4 files for at most this many clips")
+    sample.add_argument(
+        "--split", default=None, help="data split of the real context clips (frame prediction)"
+    )
+    sample.add_argument(
+        "--max-files", type=int, default=64, help="write MP4 files for at most this many clips"
+    )
     sample.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     sample.set_defaults(handler=_sample)
 

@@ -19,7 +19,8 @@ class DiffusionConfig(Section):
     beta_start: float = Field(1e-4, gt=0, lt=1, description="Linear beta schedule start (Table 8).")
     beta_end: float = Field(0.02, gt=0, lt=1, description="Linear beta schedule end (Table 8).")
     zero_terminal_snr: bool = Field(
-        True, description="Rescale the schedule to zero terminal SNR (Lin et al. 2023, Algorithm 1; Table 3e)."
+        True,
+        description="Rescale the schedule to zero terminal SNR (Lin et al. 2023, Algorithm 1; Table 3e).",
     )
     timestep_sampling: Literal["discrete", "continuous"] = Field(
         "discrete",
@@ -29,14 +30,17 @@ class DiffusionConfig(Section):
     )
     # --- objective ---------------------------------------------------------------------------------------
     latent_norm: bool = Field(
-        True, description="Normalise latents per channel with the cache's mean/std before diffusion (Table 3e)."
+        True,
+        description="Normalise latents per channel with the cache's mean/std before diffusion (Table 3e).",
     )
     norm_stats_batches: PositiveInt = Field(
         8,
         description="Without a latent cache: batches encoded to estimate the per-channel latent mean/std. "
         "Paper is silent; 8 batches give a stable estimate at negligible cost.",
     )
-    p_sc: Probability = Field(0.9, description="Self-conditioning rate p_sc, per training example (§4.3, Table 3c).")
+    p_sc: Probability = Field(
+        0.9, description="Self-conditioning rate p_sc, per training example (§4.3, Table 3c)."
+    )
     p_fp: Probability = Field(
         0.0,
         description="Frame-prediction rate p_fp, per video example (§4.4). Paper is silent on the value; 0 for "
@@ -59,9 +63,13 @@ class DiffusionConfig(Section):
         description="How the DDIM steps pick training timesteps. Paper is silent; 'trailing' (Lin et al. 2023) so "
         "sampling starts at t=1 where zero terminal SNR makes gamma=0.",
     )
-    eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM eta (Song et al. Eq. 16); 0 = deterministic DDIM.")
+    eta: float = Field(
+        0.0, ge=0.0, le=1.0, description="DDIM eta (Song et al. Eq. 16); 0 = deterministic DDIM."
+    )
     guidance_scale: float = Field(
-        1.0, ge=0, description="Classifier-free guidance scale w; 1 = none (Table 8: no CFG for UCF/K600/ImageNet)."
+        1.0,
+        ge=0,
+        description="Classifier-free guidance scale w; 1 = none (Table 8: no CFG for UCF/K600/ImageNet).",
     )
     sample_context_frames: NonNegativeInt = Field(
         0,
@@ -69,7 +77,8 @@ class DiffusionConfig(Section):
         "2 (5 frames -> 2 latent frames with f_t=4). 0 = generate from noise.",
     )
     sample_chunks: PositiveInt = Field(
-        1, description="Autoregressive long-video sampling: chunks to generate, each conditioned on the last one."
+        1,
+        description="Autoregressive long-video sampling: chunks to generate, each conditioned on the last one.",
     )
     ar_context_frames: PositiveInt = Field(
         2,

@@ -15,7 +15,12 @@ from walt_bench.diffusion import conditioning as cond
 from walt_bench.diffusion.cascade import noise_augment
 from walt_bench.diffusion.config import DiffusionConfig
 from walt_bench.diffusion.objective import LatentNormalizer
-from walt_bench.diffusion.sampler import classifier_free_guidance, ddim_timesteps, sample_ddim, sample_autoregressive
+from walt_bench.diffusion.sampler import (
+    classifier_free_guidance,
+    ddim_timesteps,
+    sample_autoregressive,
+    sample_ddim,
+)
 from walt_bench.diffusion.schedule import NoiseSchedule
 
 
@@ -66,7 +71,9 @@ class StageSampler:
             uncond["class_labels"] = cond.null_labels(args["class_labels"], self.num_classes)
         if self.frame_condition:
             if context is not None:
-                args["frame_cond"] = cond.context_frame_condition(self.normalizer.normalize(context.to(device)), t)
+                args["frame_cond"] = cond.context_frame_condition(
+                    self.normalizer.normalize(context.to(device)), t
+                )
             else:
                 args["frame_cond"] = torch.zeros((batch, t, c + 1, h, w), device=device)
             uncond["frame_cond"] = torch.zeros_like(args["frame_cond"])
@@ -76,7 +83,9 @@ class StageSampler:
             if lowres is None:
                 raise ValueError("a super-resolution stage needs the previous stage's latents")
             t_sr = torch.full((batch,), cfg.sample_noise_aug, device=device)
-            args["lowres"] = noise_augment(self.normalizer.normalize(lowres.to(device)), t_sr, schedule, generator=generator)
+            args["lowres"] = noise_augment(
+                self.normalizer.normalize(lowres.to(device)), t_sr, schedule, generator=generator
+            )
             args["noise_aug"] = t_sr
         model_fn = classifier_free_guidance(self.model, cfg.guidance_scale, uncond)
         timesteps = ddim_timesteps(cfg.sample_steps, cfg.num_timesteps, cfg.timestep_spacing)

@@ -63,8 +63,55 @@ def _context_source(spec, split: str | None):
 
     dataset = build_dataset(spec.data, split)
     if len(dataset) == 0:
-        raise UserError(f"sample: no clips in {spec.data.dataset} split {split or spec.data.split} for the context")
+        raise UserError(
+            f"sample: no clips in {spec.data.dataset} split {split or spec.data.split} for the context"
+        )
     return dataset
+
+
+@torch.no_grad()
+def generate_batch(
+    base: StageSampler,
+    stages: list[StageSampler],
+    tokenizer,
+    n: int,
+    *,
+    labels: torch.Tensor | None,
+    context: torch.Tensor | None,
+    generator: torch.Generator,
+    device,
+    num_chunks: int = 1,
+    overlap: int = 5,
+) -> torch.Tensor:
+    """One batch of pixel clips (n, T', 3, H, W): base stage (autoregressive when ``num_chunks > 1``), then the
+    SR stages on every chunk, decoded and stitched (chunk i > 0 drops its ``overlap`` re-encoded context frames).
+    """
+    from walt_bench.diffusion.cascade import run_cascade
+
+    def to_context(chunk: torch.Tensor) -> torch.Tensor:
+        return tokenizer.encode(tokenizer.decode(chunk)[:, -overlap:]).float()
+
+    def sr_stage(stage: StageSampler):
+        return lambda z: stage.sample(n, labels=labels, lowres=z, generator=generator, device=device)
+
+    if num_chunks > 1:
+        chunks = base.sample_long(
+            n,
+            num_chunks,
+            labels=labels,
+            context=context,
+            to_context=to_context,
+            generator=generator,
+            device=device,
+        )
+    else:
+        chunks = [base.sample(n, labels=labels, context=context, generator=generator, device=device)]
+    pieces = []
+    for i, chunk in enumerate(chunks):
+        finals = run_cascade(lambda c=chunk: c, [sr_stage(s) for s in stages])
+        pixels = tokenizer.decode(finals[-1])
+        pieces.append(pixels if i == 0 else pixels[:, overlap:])
+    return torch.cat(pieces, dim=1)
 
 
 def run_sample(
@@ -83,7 +130,6 @@ def run_sample(
     """Sample ``num`` clips (see the module docstring); returns the ``samples.json`` record."""
     from tqdm.auto import tqdm
 
-    from walt_bench.diffusion.cascade import run_cascade
     from walt_bench.diffusion.export import to_uint8, write_gif_grid, write_mp4s, write_samples
     from walt_bench.engine.distributed import derive_seed, resolve_device
     from walt_bench.engine.rundir import versions
@@ -97,14 +143,13 @@ def run_sample(
     cfg, f_t = spec.diffusion, spec.tokenizer.f_t
     k_ctx = cfg.sample_context_frames
     if k_ctx and not spec.model.frame_condition:
-        raise UserError("diffusion.sample_context_frames > 0 needs a model trained with model.frame_condition=true")
+        raise UserError(
+            "diffusion.sample_context_frames > 0 needs a model trained with model.frame_condition=true"
+        )
     dataset = _context_source(spec, split) if k_ctx else None
     label_gen = torch.Generator().manual_seed(derive_seed(seed, 0x1AB))
     k_ar = cfg.ar_context_frames
     overlap = 1 + f_t * (k_ar - 1)  # pixel frames re-encoded into k_ar latent frames
-
-    def to_context(chunk: torch.Tensor) -> torch.Tensor:
-        return tokenizer.encode(tokenizer.decode(chunk)[:, -overlap:]).float()
 
     videos, labels, t0 = [], [], time.perf_counter()
     n_batches = -(-num // batch_size)
@@ -120,22 +165,18 @@ def run_sample(
             y = torch.tensor([it["label"] for it in items], dtype=torch.long)
         elif spec.data.num_classes > 0:
             y = torch.randint(0, spec.data.num_classes, (n,), generator=label_gen)
-        with torch.no_grad():
-            if cfg.sample_chunks > 1:
-                chunks = base.sample_long(
-                    n, cfg.sample_chunks, labels=y, context=context, to_context=to_context, generator=gen, device=device
-                )
-            else:
-                chunks = [base.sample(n, labels=y, context=context, generator=gen, device=device)]
-            pieces = []
-            for i, chunk in enumerate(chunks):
-                finals = run_cascade(
-                    lambda c=chunk: c,
-                    [lambda z, s=s: s.sample(n, labels=y, lowres=z, generator=gen, device=device) for s in stages],
-                )
-                pixels = tokenizer.decode(finals[-1])
-                pieces.append(pixels if i == 0 else pixels[:, overlap:])
-            video = torch.cat(pieces, dim=1)
+        video = generate_batch(
+            base,
+            stages,
+            tokenizer,
+            n,
+            labels=y,
+            context=context,
+            generator=gen,
+            device=device,
+            num_chunks=cfg.sample_chunks,
+            overlap=overlap,
+        )
         videos.append(to_uint8(video))
         labels.append((y if y is not None else torch.zeros(n, dtype=torch.long)).numpy())
     videos_np, labels_np = np.concatenate(videos), np.concatenate(labels)

@@ -87,7 +87,12 @@ class NoiseSchedule:
         return g / (1.0 - g)
 
     def sample_t(
-        self, shape: tuple[int, ...], *, discrete: bool = True, device=None, generator: torch.Generator | None = None
+        self,
+        shape: tuple[int, ...],
+        *,
+        discrete: bool = True,
+        device=None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Training times: t = i/N with i ~ U{1..N} (``discrete``) or t ~ U(0, 1) (Eq. 2), float32."""
         if discrete:

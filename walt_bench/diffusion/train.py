@@ -44,7 +44,9 @@ class LatentDiffusionModel(nn.Module):
 def build_model(spec) -> LatentDiffusionModel:
     from walt_bench.denoiser import build_denoiser
 
-    return LatentDiffusionModel(build_denoiser(spec), spec.tokenizer.latent_channels, spec.diffusion.latent_norm)
+    return LatentDiffusionModel(
+        build_denoiser(spec), spec.tokenizer.latent_channels, spec.diffusion.latent_norm
+    )
 
 
 def build_objective(spec) -> DiffusionObjective:
@@ -81,7 +83,9 @@ def _collate_latents(items: list[dict]) -> dict[str, torch.Tensor]:
     }
 
 
-def latent_loader(cache, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_step: int = 0):
+def latent_loader(
+    cache, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_step: int = 0
+):
     """Infinite, deterministic, resumable batches ``{"latent", "label", "is_image"}`` from a latent cache,
     with the data layer's :class:`~walt_bench.data.loader.ShardedBatchSampler` (same order scheme)."""
     from torch.utils.data import DataLoader
@@ -137,7 +141,9 @@ def estimate_stats(encoder: OnTheFlyEncoder, spec, batch_size: int) -> tuple[tor
     from walt_bench.data import build_loader
 
     loader = iter(build_loader(spec.data, batch_size, seed=spec.run.seed))
-    zs = [encoder(b["video"], b["is_image"]) for _, b in zip(range(spec.diffusion.norm_stats_batches), loader)]
+    zs = [
+        encoder(b["video"], b["is_image"]) for _, b in zip(range(spec.diffusion.norm_stats_batches), loader)
+    ]
     return latent_stats(torch.cat(zs))
 
 
@@ -180,7 +186,12 @@ def run_train(spec, *, resume: str = "auto", progress: bool | None = None, stop_
 
         def make_loader(start: int):
             return build_loader(
-                spec.data, micro, seed=spec.run.seed, rank=info.rank, world_size=info.world_size, start_step=start
+                spec.data,
+                micro,
+                seed=spec.run.seed,
+                rank=info.rank,
+                world_size=info.world_size,
+                start_step=start,
             )
 
     def loss_fn(batch: dict, ctx) -> tuple[torch.Tensor, dict]:

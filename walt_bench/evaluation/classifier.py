@@ -46,6 +46,29 @@ class SyntheticVideoClassifier(nn.Module):
         return {"features": features, "logits": self.head(features)}
 
 
+class _EpochClips(torch.utils.data.Dataset):
+    """Item ``i`` of ``epoch``: ``dataset[ItemKey(i, seed, epoch)]``, a fresh random clip window per epoch."""
+
+    def __init__(self, dataset, seed: int, epoch: int):
+        from walt_bench.data.base import ItemKey
+
+        self.dataset, self.key = dataset, lambda i: ItemKey(i, seed, epoch)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.dataset[self.key(index)]
+
+
+def _epoch_view(dataset, seed: int, epoch: int):
+    try:
+        from walt_bench.data.base import ClipDataset
+    except ImportError:
+        return dataset
+    return _EpochClips(dataset, seed, epoch) if isinstance(dataset, ClipDataset) else dataset
+
+
 def _batches(dataset, batch_size: int, generator: torch.Generator | None):
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=generator is not None, generator=generator, num_workers=0
@@ -72,7 +95,7 @@ def train_classifier(
     epochs: int = 4,
     width: int = 32,
     batch_size: int = 16,
-    lr: float = 2e-3,
+    lr: float = 3e-3,
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[SyntheticVideoClassifier, dict]:
@@ -86,9 +109,9 @@ def train_classifier(
     steps = epochs * -(-len(train_set) // batch_size)
     start = time.time()
     with tqdm(total=steps, desc="train-classifier", unit="step", disable=not progress) as bar:
-        for _ in range(epochs):
+        for epoch in range(epochs):
             model.train()
-            for video, label in _batches(train_set, batch_size, generator):
+            for video, label in _batches(_epoch_view(train_set, seed, epoch), batch_size, generator):
                 loss = F.cross_entropy(model(video)["logits"], label)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 SUBCOMMANDS = ("run", "stats", "fd", "train-classifier")
@@ -75,6 +74,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             if getattr(args, flag):
                 rest = [f"--{flag}", getattr(args, flag), *rest]
     sub = _sub_parser(name).parse_args(rest)
+    sub.command_line = " ".join(["walt-bench", "eval", name, *rest])
     return {"run": _run, "stats": _stats, "fd": _fd, "train-classifier": _train_classifier}[name](sub)
 
 
@@ -86,7 +86,7 @@ def _device(spec):
     return torch.device(spec.run.device)
 
 
-def _provenance(spec, argv_name: str) -> dict:
+def _provenance(spec, command: str) -> dict:
     import numpy as np
     import torch
 
@@ -94,7 +94,7 @@ def _provenance(spec, argv_name: str) -> dict:
 
     return {
         "spec_hash": spec.hash,
-        "command": f"walt-bench eval {argv_name} " + " ".join(sys.argv[2:]),
+        "command": command,
         "versions": {"walt_bench": __version__, "torch": torch.__version__, "numpy": np.__version__},
     }
 
@@ -114,7 +114,7 @@ def extractors_for(spec, settings, device):
 
 
 def evaluate_samples(
-    spec, samples: str | Path, out: str | Path | None = None, *, progress: bool = True
+    spec, samples: str | Path, out: str | Path | None = None, *, progress: bool = True, command: str = ""
 ) -> dict:
     """Score ``samples`` under ``spec.eval``; write the metrics JSON and log it to MLflow when enabled."""
     from walt_bench.evaluation.evaluate import score_samples
@@ -123,7 +123,9 @@ def evaluate_samples(
     settings = resolve(spec.eval)
     fd, is_ = extractors_for(spec, settings, _device(spec))
     result = score_samples(spec, settings, fd, is_, samples, progress=progress)
-    result.update(_provenance(spec, "run"), samples=str(samples))
+    result.update(
+        _provenance(spec, command or "walt_bench.evaluation.commands.evaluate_samples"), samples=str(samples)
+    )
     samples_path = Path(samples)
     out = (
         Path(out)
@@ -171,7 +173,7 @@ def _run(args) -> int:
     from walt_bench.spec import load_spec
 
     spec = load_spec(args.spec, args.overrides)
-    result = evaluate_samples(spec, args.samples, args.out)
+    result = evaluate_samples(spec, args.samples, args.out, command=args.command_line)
     parts = [_format(result, result["metric"]), _format(result, result["protocol"]["is_metric"])]
     print(
         f"{'  '.join(p for p in parts if p)}  ({result['repeats']} x {result['num_samples']} clips, "
@@ -222,8 +224,6 @@ def _fd(args) -> int:
 
 
 def _train_classifier(args) -> int:
-    import torch
-
     from walt_bench.data import build_dataset
     from walt_bench.errors import DataError
     from walt_bench.evaluation.classifier import save_classifier, train_classifier
@@ -233,13 +233,8 @@ def _train_classifier(args) -> int:
     train_set = build_dataset(spec.data, split="train")
     try:
         val_set = build_dataset(spec.data, split="test")
-    except DataError:  # no test split: hold out every fifth clip
-        val_idx = list(range(0, len(train_set), 5))
-        keep = [i for i in range(len(train_set)) if i % 5]
-        train_set, val_set = (
-            torch.utils.data.Subset(train_set, keep),
-            torch.utils.data.Subset(train_set, val_idx),
-        )
+    except DataError:  # no test split: report the training accuracy only
+        val_set = None
     model, metrics = train_classifier(
         train_set,
         val_set,
@@ -256,7 +251,7 @@ def _train_classifier(args) -> int:
         "height": spec.data.height,
         "width_px": spec.data.width,
         "dataset_root": spec.data.root,
-        **_provenance(spec, "train-classifier"),
+        **_provenance(spec, args.command_line),
     }
     save_classifier(model, out, info)
     val = metrics["val_accuracy"]
