@@ -81,6 +81,10 @@ def main(out: Path) -> None:
     for parallel in ("ddp", "fsdp"):
         r = run(out, parallel, parallel, dropout=0.0)
         results[parallel] = full_params(r.modules["net"])
+    run(out, "fsdp-split", "fsdp", dropout=0.0, stop_at=3)  # FSDP2 checkpoint written from shards ...
+    results["fsdp-resumed"] = full_params(
+        run(out, "fsdp-split", "fsdp", dropout=0.0).modules["net"]
+    )  # ... and read
     results["gan"] = run_gan(out)
     run(out, "split", "ddp", dropout=0.5, stop_at=3)
     resumed = run(out, "split", "ddp", dropout=0.5)

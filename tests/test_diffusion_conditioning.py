@@ -84,11 +84,23 @@ def test_long_video_chunks_are_reencoded_and_stitched():
     from walt_bench.tokenizer.config import TokenizerConfig
     from walt_bench.tokenizer.model import CausalAutoencoder
 
-    tok = CausalAutoencoder(TokenizerConfig(channels=8, num_groups=4, num_res_blocks=1, latent_channels=4)).eval()
+    tok = CausalAutoencoder(
+        TokenizerConfig(channels=8, num_groups=4, num_res_blocks=1, latent_channels=4)
+    ).eval()
     model = TinyDenoiser(4, frame_condition=True).eval()
-    base = StageSampler(model, DiffusionConfig(sample_steps=2), (5, 4, 2, 2), LatentNormalizer(4), frame_condition=True)
+    base = StageSampler(
+        model, DiffusionConfig(sample_steps=2), (5, 4, 2, 2), LatentNormalizer(4), frame_condition=True
+    )
     g = torch.Generator().manual_seed(0)
-    video = generate_batch(base, [], tok, 2, labels=None, context=None, generator=g, device="cpu", num_chunks=2)
-    assert video.shape == (2, 17 + 12, 3, 16, 16)  # the second chunk's 5 re-encoded context frames are dropped
+    video = generate_batch(
+        base, [], tok, 2, labels=None, context=None, generator=g, device="cpu", num_chunks=2
+    )
+    assert video.shape == (
+        2,
+        17 + 12,
+        3,
+        16,
+        16,
+    )  # the second chunk's 5 re-encoded context frames are dropped
     second_chunk_fc = model.calls[-1]["frame_cond"]
     assert second_chunk_fc[0, :, 4, 0, 0].tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]

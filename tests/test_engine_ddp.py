@@ -66,6 +66,8 @@ def test_two_process_gloo_training_agrees_across_ranks_and_with_one_process(tmp_
         for a, b, ref in zip(r0["params"][mode], r1["params"][mode], reference):
             assert torch.equal(a, b), mode  # replicas identical
             torch.testing.assert_close(a, ref, rtol=1e-5, atol=1e-6)  # = averaging both ranks' batches
+    for a, b in zip(r0["params"]["fsdp"], r0["params"]["fsdp-resumed"]):
+        assert torch.equal(a, b)  # FSDP2 stop at step 3 + resume = uninterrupted FSDP2 run
     for a, b in zip(r0["params"]["gan"], r1["params"]["gan"]):
         assert torch.equal(a, b)  # generator and discriminator replicas identical
     assert len(r0["whole_losses"]) == 6

@@ -8,7 +8,7 @@ import pytest
 import torch
 from engine_tiny import TinyNet, configs, make_loader, regression_loss
 
-from walt_bench.engine import NonFiniteLossError, Part, autocast_dtype, read_metrics, train
+from walt_bench.engine import NonFiniteLossError, Part, autocast_dtype, load_checkpoint, read_metrics, train
 from walt_bench.errors import UserError
 
 
@@ -165,3 +165,56 @@ def test_trainer_flags_parse():
     args = parser.parse_args(["--resume", "never", "--allow-spec-mismatch", "--stop-at-step", "5"])
     assert (args.resume, args.allow_spec_mismatch, args.stop_at_step) == ("never", True, 5)
     assert parser.parse_args([]).resume == "auto"
+
+
+@pytest.mark.gpu
+def test_cuda_run_autocasts_to_bf16_with_fused_adamw(tmp_path):
+    train_cfg, run_cfg, tracking_cfg, spec_dict = configs(tmp_path, steps=3, precision="auto")
+    run_cfg.device = "cuda"
+    dtypes = []
+
+    def loss(batch, ctx):
+        pred = ctx.modules["net"](batch["x"])
+        dtypes.append((pred.dtype, pred.device.type))
+        return ((pred.float() - batch["y"]) ** 2).mean()
+
+    result = train(
+        [Part("net", TinyNet(), loss)],
+        make_loader(),
+        train_cfg=train_cfg,
+        run_cfg=run_cfg,
+        tracking_cfg=tracking_cfg,
+        spec_dict=spec_dict,
+        spec_hash="9" * 12,
+        progress=False,
+    )
+    assert dtypes == [(torch.bfloat16, "cuda")] * 3
+    assert result.summary["final_metrics"]["peak_mem_gib"] > 0
+    assert load_checkpoint(result.summary["last_checkpoint"])["rng"][0]["cuda"]
+
+
+def test_eval_metrics_are_logged_and_best_values_kept_in_the_summary(tmp_path):
+    scores = {2: 30.0, 4: 10.0, 6: 20.0}
+
+    def evaluate(step, modules, emas):
+        assert set(modules) == {"net"} and set(emas) == {"net"}
+        return {"fvd": scores[step], "is": scores[step]}
+
+    train_cfg, run_cfg, tracking_cfg, spec_dict = configs(tmp_path, steps=6)
+    result = train(
+        [Part("net", TinyNet(), regression_loss)],
+        make_loader(),
+        train_cfg=train_cfg,
+        run_cfg=run_cfg,
+        tracking_cfg=tracking_cfg,
+        spec_dict=spec_dict,
+        spec_hash="7" * 12,
+        progress=False,
+        eval_fn=evaluate,
+        eval_every=2,
+        higher_is_better=("is",),
+    )
+    best = result.summary["best_metrics"]
+    assert best["fvd"] == {"value": 10.0, "step": 4} and best["is"] == {"value": 30.0, "step": 2}
+    evals = [r for r in read_metrics(result.run_dir / "metrics.jsonl") if "fvd" in r]
+    assert [(r["step"], r["fvd"]) for r in evals] == [(2, 30.0), (4, 10.0), (6, 20.0)]

@@ -14,9 +14,11 @@ from walt_bench.errors import CheckpointError
 STEPS = 10
 
 
-def run(out, stop_at=None, resume="auto", spec_hash="bbbbbbbbbbbb", allow=False, grad_accum_steps=1):
+def run(
+    out, stop_at=None, resume="auto", spec_hash="b" * 12, allow=False, grad_accum_steps=1, optimizer="adamw"
+):
     train_cfg, run_cfg, tracking_cfg, spec_dict = configs(
-        out, steps=STEPS, ckpt_every=3, grad_accum_steps=grad_accum_steps, batch_size=8
+        out, steps=STEPS, ckpt_every=3, grad_accum_steps=grad_accum_steps, batch_size=8, optimizer=optimizer
     )
     torch.manual_seed(0)
     return train(
@@ -38,13 +40,14 @@ def losses(result):
     return [(r["step"], r["loss"], r["grad_norm"]) for r in read_metrics(result.run_dir / "metrics.jsonl")]
 
 
-@pytest.mark.parametrize("grad_accum_steps", [1, 2])
-def test_stopped_and_resumed_run_matches_uninterrupted_run_bitwise(tmp_path, grad_accum_steps):
-    full = run(tmp_path / "full", grad_accum_steps=grad_accum_steps)
-    first = run(tmp_path / "split", stop_at=4, grad_accum_steps=grad_accum_steps)
+@pytest.mark.parametrize(("grad_accum_steps", "optimizer"), [(1, "adamw"), (2, "adamw"), (1, "adafactor")])
+def test_stopped_and_resumed_run_matches_uninterrupted_run_bitwise(tmp_path, grad_accum_steps, optimizer):
+    kw = dict(grad_accum_steps=grad_accum_steps, optimizer=optimizer)
+    full = run(tmp_path / "full", **kw)
+    first = run(tmp_path / "split", stop_at=4, **kw)
     assert first.step == 4 and first.summary["status"] == "stopped"
     torch.manual_seed(123)  # a resumed process starts with unrelated global RNG state
-    second = run(tmp_path / "split", grad_accum_steps=grad_accum_steps)
+    second = run(tmp_path / "split", **kw)
     assert second.summary["resumed_from"].endswith("step_00000004.pt")
     assert losses(second) == losses(full)  # exact float equality, all 10 steps
     for a, b in zip(full.modules["net"].parameters(), second.modules["net"].parameters()):

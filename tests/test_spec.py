@@ -60,11 +60,12 @@ def test_overrides_parse_yaml_values():
     assert load_spec(None, ["model.st_window=full"]).model.st_window == "full"
 
 
-def test_hash_is_canonical_and_ignores_tracking(tmp_path):
+def test_hash_is_canonical_and_ignores_what_cannot_change_results(tmp_path):
     a = write(tmp_path, "a.yaml", "model:\n  lora_rank: 4\n  qk_norm: true\n")
     b = write(tmp_path, "b.yaml", "model:\n  qk_norm: true\n  lora_rank: 4\n")
     assert load_spec(a).hash == load_spec(b).hash
     assert load_spec(a, ["tracking.experiment=other"]).hash == load_spec(a).hash
+    assert load_spec(a, ["train.log_every=7", "data.num_workers=0"]).hash == load_spec(a).hash
     assert load_spec(a, ["model.lora_rank=8"]).hash != load_spec(a).hash
     assert len(load_spec(a).hash) == 12
 

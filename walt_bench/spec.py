@@ -10,8 +10,9 @@ Validation reports every problem at once, as ``path: got VALUE - why (allowed)``
 checks that span sections (the latent grid follows from the clip and the tokenizer; windows must
 tile the latent grid after patchify; conditioning rates need the matching model inputs).
 
-The spec hash is the SHA-256 of the canonical JSON of the resolved spec minus the ``tracking``
-section (where results are logged does not change them), cut to 12 hex digits. It names run
+The spec hash is the SHA-256 of the canonical JSON of the resolved spec minus the fields that cannot
+change results (:data:`HASH_EXCLUDES`: tracking, sweep, logging/checkpoint cadence, loader workers),
+cut to 12 hex digits. It names run
 directories and is stored with every checkpoint, result file and MLflow run.
 
     spec = load_spec("experiments/smoke/default.yaml", ["model.lora_rank=4"])
@@ -40,7 +41,19 @@ from walt_bench.sweeps.config import SweepConfig
 from walt_bench.tokenizer.config import TokenizerConfig
 from walt_bench.tracking.config import TrackingConfig
 
-HASH_EXCLUDES = ("tracking",)
+# Fields that cannot change a run's results: where it is logged, how often it reports or keeps
+# checkpoints, how many loader processes read the (deterministic) data.
+HASH_EXCLUDES = (
+    "tracking",
+    "sweep",
+    "train.log_every",
+    "train.ckpt_every",
+    "train.keep_last",
+    "data.num_workers",
+    "tokenizer.train.log_every",
+    "tokenizer.train.ckpt_every",
+    "tokenizer.train.keep_last",
+)
 
 
 class RunConfig(Section):
@@ -90,8 +103,15 @@ def latent_shape(num_frames: int, height: int, width: int, tok: TokenizerConfig)
 
 
 def spec_hash(spec_dict: dict[str, Any]) -> str:
-    """12-hex-digit SHA-256 of the canonical JSON of a resolved spec, ``tracking`` excluded."""
-    kept = {k: v for k, v in spec_dict.items() if k not in HASH_EXCLUDES}
+    """12-hex-digit SHA-256 of the canonical JSON of a resolved spec without :data:`HASH_EXCLUDES`."""
+    kept = json.loads(json.dumps(spec_dict))
+    for path in HASH_EXCLUDES:
+        *parents, leaf = path.split(".")
+        node = kept
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

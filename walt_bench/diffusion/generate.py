@@ -36,6 +36,7 @@ class StageSampler:
     self_condition: bool = True
     frame_condition: bool = False
     lowres_condition: bool = False
+    autocast: torch.dtype | None = None  # e.g. bf16 on CUDA for the denoiser calls; DDIM updates stay fp32
 
     @property
     def schedule(self) -> NoiseSchedule:
@@ -89,17 +90,20 @@ class StageSampler:
             args["noise_aug"] = t_sr
         model_fn = classifier_free_guidance(self.model, cfg.guidance_scale, uncond)
         timesteps = ddim_timesteps(cfg.sample_steps, cfg.num_timesteps, cfg.timestep_spacing)
-        z0 = sample_ddim(
-            model_fn,
-            x,
-            timesteps,
-            args,
-            disable=disable,
-            schedule=schedule,
-            eta=cfg.eta,
-            generator=generator,
-            self_condition=self.self_condition,
-        )
+        with torch.autocast(
+            torch.device(device).type, dtype=self.autocast or torch.float32, enabled=bool(self.autocast)
+        ):
+            z0 = sample_ddim(
+                model_fn,
+                x,
+                timesteps,
+                args,
+                disable=disable,
+                schedule=schedule,
+                eta=cfg.eta,
+                generator=generator,
+                self_condition=self.self_condition,
+            )
         z0 = self.normalizer.denormalize(z0)
         if context is not None:
             z0[:, : context.shape[1]] = context.to(device=device, dtype=z0.dtype)

@@ -29,6 +29,7 @@ def load_stage(spec, ckpt: str | Path, device: torch.device) -> tuple[StageSampl
     """The sampler of one trained stage; returns it and which weights were loaded ("ema" or "model")."""
     from walt_bench.diffusion.train import build_model
     from walt_bench.engine.checkpoint import load_weights
+    from walt_bench.engine.loop import autocast_dtype
 
     model = build_model(spec)
     which = load_weights(ckpt, model, part="denoiser", use_ema=True)
@@ -44,6 +45,7 @@ def load_stage(spec, ckpt: str | Path, device: torch.device) -> tuple[StageSampl
             self_condition=m.self_condition,
             frame_condition=m.frame_condition,
             lowres_condition=m.lowres_condition,
+            autocast=autocast_dtype(spec.train.precision, device),
         ),
         which,
     )
@@ -52,8 +54,6 @@ def load_stage(spec, ckpt: str | Path, device: torch.device) -> tuple[StageSampl
 def _load_tokenizer(spec, device):
     from walt_bench.tokenizer import load_tokenizer
 
-    if not spec.tokenizer.checkpoint:
-        raise UserError("sample: decoding needs tokenizer.checkpoint (the trained tokenizer of this spec)")
     return load_tokenizer(spec, spec.tokenizer.checkpoint).to(device).eval()
 
 

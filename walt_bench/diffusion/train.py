@@ -126,14 +126,17 @@ class OnTheFlyEncoder:
 
 
 def _tokenizer(spec) -> nn.Module:
+    """The frozen tokenizer (``tokenizer.checkpoint``, else the newest of the tokenizer's own run)."""
+    from walt_bench.errors import CheckpointError
     from walt_bench.tokenizer import load_tokenizer
 
-    if not spec.tokenizer.checkpoint:
-        raise UserError(
-            "train: no latent data. Set tokenizer.cache_dir to a latent cache (walt-bench tokenizer encode) or "
-            "tokenizer.checkpoint to a trained tokenizer to encode clips on the fly."
-        )
-    return load_tokenizer(spec, spec.tokenizer.checkpoint)
+    try:
+        return load_tokenizer(spec, spec.tokenizer.checkpoint)
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"train: no latent data. tokenizer.cache_dir is not set (a latent cache from `walt-bench tokenizer "
+            f"encode`), and encoding on the fly failed: {exc}"
+        ) from exc
 
 
 def estimate_stats(encoder: OnTheFlyEncoder, spec, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:

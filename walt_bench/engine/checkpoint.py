@@ -8,7 +8,8 @@ A checkpoint ``<run dir>/checkpoints/step_00001000.pt`` is one ``torch.save`` di
     data_position  loader batches consumed per rank (= step * grad_accum_steps)
     spec_hash      the run's spec hash;  spec: the resolved spec dict
     parts          {name: {"model", "ema" (or None), "optimizer", "scheduler"}}  (full, unsharded tensors)
-    rng            one dict per rank: python, numpy, torch CPU and CUDA generator states
+    rng            one dict per rank: python, numpy, torch CPU and (current device's) CUDA RNG states
+    (no grad-scaler state: bf16 autocast needs no loss scaling, so the engine has no GradScaler)
     world_size     ranks that wrote it (the RNG states are restored only at the same world size)
     extra          a small dict from the trainer (best metrics, MLflow run id, ...)
 
@@ -108,7 +109,10 @@ def capture_rng_state() -> dict[str, Any]:
             "cached_gaussian": float(cached),
         },
         "torch": torch.get_rng_state(),
-        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        # Only this process's current device: get_rng_state_all() would open a context on every GPU.
+        "cuda": [torch.cuda.get_rng_state()]
+        if torch.cuda.is_available() and torch.cuda.is_initialized()
+        else [],
     }
     return state
 
@@ -121,7 +125,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"][0])
 
 
 # -- spec comparison -----------------------------------------------------------------------------
