@@ -197,3 +197,28 @@ def test_bad_geometry_is_a_user_error():
         WALT(DenoiserConfig(size="tiny", depth=3), latent_channels=C, latent_size=GRID, num_classes=0)
     with pytest.raises(UserError, match="patch_size"):
         WALT(DenoiserConfig(size="tiny", patch_size=3), latent_channels=C, latent_size=GRID, num_classes=0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(qk_norm_type="rmsnorm"),
+        dict(qk_norm=False),
+        dict(rel_pos_bias=False),
+        dict(spatial_window=(1, 2, 2)),
+    ],
+    ids=["rmsnorm", "no-qk-norm", "no-rel-bias", "small-spatial-window"],
+)
+def test_attention_options_forward_backward(options):
+    model = tiny(**options)
+    check_forward_backward(model, latents(), torch.rand(2), class_labels=torch.tensor([0, 1]))
+    if "rel_pos_bias" in options:
+        assert all(layer.attn.rel_bias is None for layer in model.layers)
+
+
+def test_inputs_the_model_was_not_built_for_are_rejected():
+    model = tiny(self_condition=False)
+    with pytest.raises(ValueError, match="self_cond"):
+        model(latents(), torch.rand(2), self_cond=latents())
+    with pytest.raises(ValueError, match="text"):
+        model(latents(), torch.rand(2), text=torch.randn(2, 3, 8))

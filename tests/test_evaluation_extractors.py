@@ -64,6 +64,13 @@ def test_missing_file_named_in_the_spec_is_reported(tmp_path):
         build_extractor("inception", EvalConfig(inception_weights=str(tmp_path / "nope.pth")))
 
 
+def test_the_synthetic_classifier_fallback_is_never_used_for_other_networks(tmp_path):
+    stray = tmp_path / "synthetic_classifier.pt"
+    stray.write_bytes(b"x")
+    with pytest.raises(WeightsError, match="i3d weights not found"):
+        build_extractor("i3d", EvalConfig(), fallback=stray)
+
+
 def test_environment_variable_and_default_folder_are_used(tmp_path, monkeypatch):
     env_file = tmp_path / "c3d.pt"
     env_file.write_bytes(b"x")

@@ -195,3 +195,20 @@ def test_eval_stats_goes_through_the_data_layer_and_caches(tmp_path, classifier_
     feats = load_synthetic(classifier_file)(StandInClips(10, frames=5, size=16).videos)["features"]
     np.testing.assert_allclose(mu, feats.mean(0), rtol=1e-5, atol=1e-7)
     assert meta["num_samples"] == 10 and meta["protocol"] == "synthetic_fvd"
+
+
+def test_adm_style_reference_batch_of_images_is_featurised(tmp_path, classifier_file):
+    images = np.random.default_rng(1).integers(0, 256, size=(8, 16, 16, 3), dtype=np.uint8)
+    np.savez(tmp_path / "ref_batch.npz", arr_0=images)
+    np.savez(tmp_path / "sample_batch.npz", arr_0=images)
+    spec = write_spec(
+        tmp_path,
+        protocol="synthetic_fvd",
+        classifier_weights=classifier_file,
+        reference_stats=tmp_path / "ref_batch.npz",
+        num_samples=8,
+    )
+    assert main(["eval", "run", "--spec", spec, "--samples", str(tmp_path / "sample_batch.npz")]) == 0
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    assert result["reference"]["source"].endswith("ref_batch.npz:arr_0")
+    assert result["FVD-synthetic"]["mean"] < 1e-6

@@ -10,40 +10,27 @@ It knows tensors only: no files, schedules, training or logging.
 
 from __future__ import annotations
 
-from walt_bench.denoiser.conditioning import adaln_lora, modulate
-from walt_bench.denoiser.config import DenoiserConfig
-from walt_bench.denoiser.info import count_parameters, forward_flops, model_info
-from walt_bench.denoiser.model import WALT
-from walt_bench.denoiser.sizes import SIZES, Size, resolve_size
+import importlib
 
-__all__ = [
-    "SIZES",
-    "WALT",
-    "DenoiserConfig",
-    "Size",
-    "adaln_lora",
-    "build_denoiser",
-    "count_parameters",
-    "forward_flops",
-    "model_info",
-    "modulate",
-    "resolve_size",
-]
+_EXPORTS = {
+    "WALT": "model",
+    "build_denoiser": "model",
+    "DenoiserConfig": "config",
+    "adaln_lora": "conditioning",
+    "modulate": "conditioning",
+    "count_parameters": "info",
+    "forward_flops": "info",
+    "model_info": "info",
+    "SIZES": "sizes",
+    "Size": "sizes",
+    "resolve_size": "sizes",
+}
+
+__all__ = sorted(_EXPORTS)
 
 
-def build_denoiser(spec, device=None) -> WALT:
-    """The WALT model of an ExperimentSpec (latent channels, latent grid and classes from the spec).
-
-    ``device="meta"`` builds it without allocating memory (parameter counts of big sizes).
-    """
-    import torch
-
-    kwargs = dict(
-        latent_channels=spec.tokenizer.latent_channels,
-        latent_size=tuple(spec.latent_shape),
-        num_classes=spec.data.num_classes,
-    )
-    if device is None:
-        return WALT(spec.model, **kwargs)
-    with torch.device(device):
-        return WALT(spec.model, **kwargs)
+def __getattr__(name: str):
+    # Lazy, so that `spec.py` importing `denoiser.config` at CLI start-up does not import torch.
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"walt_bench.denoiser.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'walt_bench.denoiser' has no attribute {name!r}")

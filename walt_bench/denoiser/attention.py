@@ -13,7 +13,8 @@ ST window on a 1-frame image latent) are clipped to it.
 
 Relative position bias (Swin, §4.2) is an additive float ``attn_mask`` of shape ``(heads, n, n)``,
 broadcast over windows. On CUDA an additive mask selects the memory-efficient (or cuDNN) SDPA backend;
-with ``rel_pos_bias=False`` and no mask, flash attention is eligible.
+with ``rel_pos_bias=False`` and no mask, flash attention is eligible. Window sizes whose token count n
+is a multiple of 8 (5x8x8 = 320, 1x16x16 = 256) keep the bias aligned for those kernels.
 
 Identity attention for images (§4.2, Fig. 2): in spatiotemporal layers an image sample attends only
 to itself, i.e. its value vectors pass through unchanged. We compute attention for the whole batch

@@ -132,11 +132,9 @@ class WALT(nn.Module):
         if problems:
             raise UserError("invalid denoiser geometry:\n  - " + "\n  - ".join(problems))
         self.cfg, self.size = cfg, size
-        self.latent_channels, self.latent_size, self.num_classes = (
-            latent_channels,
-            tuple(latent_size),
-            num_classes,
-        )
+        self.latent_channels = latent_channels
+        self.latent_size = tuple(latent_size)
+        self.num_classes = num_classes
         self.patch_size = p
         self.grid: Grid = (t, h // p, w // p)
         d, c = size.hidden_size, latent_channels
@@ -238,11 +236,14 @@ class WALT(nn.Module):
             if lowres is None:
                 raise ValueError("this super-resolution model needs `lowres` (B, T, c, h/2, w/2)")
             inputs.append(self.lowres_upsampler(lowres))
-        for name, value, flag in [("self_cond", self_cond, cfg.self_condition),
-                                  ("frame_cond", frame_cond, cfg.frame_condition),
-                                  ("lowres", lowres, cfg.lowres_condition), ("text", text, cfg.text_dim)]:  # fmt: skip
-            if value is not None and not flag:
-                raise ValueError(f"`{name}` was given but the model was built without it (model config)")
+        built = dict(
+            self_cond=cfg.self_condition, frame_cond=cfg.frame_condition, lowres=cfg.lowres_condition
+        )
+        given = dict(self_cond=self_cond, frame_cond=frame_cond, lowres=lowres)
+        unused = [k for k, v in given.items() if v is not None and not built[k]]
+        unused += ["text"] if text is not None and cfg.text_dim is None else []
+        if unused:
+            raise ValueError(f"{unused} given but the model was built without these inputs (model config)")
         x = torch.cat(inputs, dim=2)  # (B, T, C_in, h, w)
 
         # 2. patchify each latent frame and add space + time position embeddings
@@ -273,3 +274,19 @@ class WALT(nn.Module):
         # 5. final AdaLN + linear, unpatchify to v_hat
         x = self.final(x, cond_act)  # (B, N, p*p*c)
         return rearrange(x, "b (t h w) (p1 p2 c) -> b t c (h p1) (w p2)", t=frames, h=h // p, p1=p, p2=p)
+
+
+def build_denoiser(spec, device=None) -> WALT:
+    """The WALT model of an ExperimentSpec (latent channels, latent grid and classes from the spec).
+
+    ``device="meta"`` builds it without allocating memory (parameter counts of big sizes).
+    """
+    kwargs = dict(
+        latent_channels=spec.tokenizer.latent_channels,
+        latent_size=tuple(spec.latent_shape),
+        num_classes=spec.data.num_classes,
+    )
+    if device is None:
+        return WALT(spec.model, **kwargs)
+    with torch.device(device):
+        return WALT(spec.model, **kwargs)

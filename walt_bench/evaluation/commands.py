@@ -4,7 +4,7 @@ synthetic-data classifier.
     walt-bench eval --spec FILE --samples DIR [k=v ...]          same as `eval run`
     walt-bench eval run --spec FILE --samples DIR [--out F.json] [k=v ...]
     walt-bench eval stats --spec FILE --out F.npz [k=v ...]      real-data statistics (cached)
-    walt-bench eval fd A.npz B.npz [--population]                like pytorch-fid's --save-stats files
+    walt-bench eval fd A.npz B.npz [--json]                      files like pytorch-fid's --save-stats
     walt-bench eval train-classifier --spec FILE [--out PATH] [k=v ...]
 
 Sub-commands are parsed from the words after ``eval`` so that ``eval --spec F --samples D k=v`` works too.

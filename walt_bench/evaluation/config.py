@@ -84,7 +84,8 @@ class EvalConfig(Section):
         "None = $WALT_SYNTHETIC_CLASSIFIER or <run.out_dir>/synthetic_classifier.pt.",
     )
     classifier_epochs: PositiveInt = Field(
-        30, description="train-classifier epochs over the synthetic train split, a fresh random clip window per "
-        "epoch (about 2-4 CPU minutes; paper is silent, this is our tool)."
+        30,
+        description="train-classifier epochs over the synthetic train split, a fresh random clip window per "
+        "epoch (about 2-4 CPU minutes; paper is silent, this is our tool).",
     )
     classifier_width: PositiveInt = Field(32, description="train-classifier base channel width.")

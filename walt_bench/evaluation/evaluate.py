@@ -167,22 +167,14 @@ def reference_statistics(
     statistics of ``reference_samples`` clips of ``reference_split``."""
     from walt_bench.evaluation.samples import has_array
 
-    if use_given and spec.eval.reference_stats:
-        mu, sigma, meta = load_stats(spec.eval.reference_stats)
-        return mu, sigma, {**meta, "source": spec.eval.reference_stats}
+    given = spec.eval.reference_stats
+    if use_given and given and has_array(given, "arr_0") and not has_array(given, "mu"):
+        return _from_arrays(spec, settings, extractor, given, "arr_0", progress)  # ADM batch of images only
+    if use_given and given:
+        mu, sigma, meta = load_stats(given)
+        return mu, sigma, {**meta, "source": given}
     if samples is not None and has_array(samples, "references"):
-        from walt_bench.evaluation.samples import open_samples
-
-        count = min(len(open_samples(samples, "references")), settings.reference_samples)
-        acc = MetricAccumulator(extractor, None, settings, count, 1)
-        run_batches(
-            sample_batches(samples, spec.eval.batch_size, count, "references"),
-            acc,
-            settings,
-            "reference features",
-            progress,
-        )
-        return _finish(acc, settings, {"source": f"{samples}:references"})
+        return _from_arrays(spec, settings, extractor, samples, "references", progress)
     path = _cache_path(spec, settings, extractor)
     if path.is_file():
         mu, sigma, meta = load_stats(path)
@@ -204,6 +196,17 @@ def reference_statistics(
         split=settings.reference_split,
     )
     return mu, sigma, meta
+
+
+def _from_arrays(spec, settings: Settings, extractor: Extractor, location, key: str, progress: bool):
+    """Reference statistics of the clips/images stored under ``key`` of a samples/reference ``.npz``."""
+    from walt_bench.evaluation.samples import open_samples
+
+    count = min(len(open_samples(location, key)), settings.reference_samples)
+    acc = MetricAccumulator(extractor, None, settings, count, 1)
+    batches = sample_batches(location, spec.eval.batch_size, count, key)
+    run_batches(batches, acc, settings, "reference features", progress)
+    return _finish(acc, settings, {"source": f"{location}:{key}"})
 
 
 def _finish(acc: MetricAccumulator, settings: Settings, meta: dict):

@@ -276,9 +276,10 @@ def load_synthetic(location: str, device: str | torch.device = "cpu") -> Extract
 
 
 def build_extractor(kind: str, eval_cfg, device: str | torch.device = "cpu", fallback: Path | None = None):
-    """Resolve the weights of ``kind`` from the spec / environment and load the extractor."""
+    """Resolve the weights of ``kind`` from the spec / environment and load the extractor (``fallback``: the
+    synthetic classifier's default place, ``<run.out_dir>/synthetic_classifier.pt``)."""
     given = getattr(eval_cfg, SPEC_FIELDS[kind])
-    location = resolve_weights(kind, given, fallback)
+    location = resolve_weights(kind, given, fallback if kind == "synthetic" else None)
     if kind == "i3d":
         return load_i3d(location, eval_cfg.i3d_backend, device)
     return {"inception": load_inception, "c3d": load_c3d, "synthetic": load_synthetic}[kind](location, device)

@@ -147,8 +147,8 @@ def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
             if not {"mu", "sigma"} <= keys:
                 raise DataError(
                     f"{path} holds {sorted(keys)}; expected the keys 'mu' and 'sigma' (pytorch-fid / ADM "
-                    "reference-batch layout). A file with only 'arr_0' holds images: pass it as a reference "
-                    "batch to `walt-bench eval` instead."
+                    "reference-batch layout). A file with only 'arr_0' holds images: give it as "
+                    "eval.reference_stats and `walt-bench eval` computes their statistics."
                 )
             meta = {k: data[k].item() for k in keys - {"mu", "sigma"} if data[k].ndim == 0}
             return data["mu"].astype(np.float64), data["sigma"].astype(np.float64), meta

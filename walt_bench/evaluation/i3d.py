@@ -1,7 +1,7 @@
 """Inflated 3D ConvNet (I3D, Carreira & Zisserman 2017), Kinetics-400 classifier behind FVD.
 
 :class:`InceptionI3d` follows DeepMind's ``kinetics-i3d`` graph (the TF-Hub module of the reference FVD)
-with TF "SAME" padding, BatchNorm eps 1e-3, and its parameter names are those of the widely used PyTorch
+with TF "SAME" padding and Sonnet's BatchNorm eps 1e-3 (the PyTorch port uses 1e-5), and its parameter names are those of the widely used PyTorch
 port (``Conv3d_1a_7x7.conv3d.weight``, ``Mixed_3b.b1b.bn.running_mean``, ``logits.conv3d.bias``, ...),
 so converted Kinetics-400 state dicts load directly. Input ``(B, 3, T, 224, 224)`` RGB in [-1, 1]; output
 the 400 Kinetics logits averaged over time (the "default" output of the TF-Hub module that FVD uses).

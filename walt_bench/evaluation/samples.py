@@ -85,6 +85,8 @@ def open_samples(location: str | Path, key: str | None = None) -> NpzRows:
 def has_array(location: str | Path, key: str) -> bool:
     path = Path(location)
     path = path / "samples.npz" if path.is_dir() else path
+    if not zipfile.is_zipfile(path):
+        return False
     with zipfile.ZipFile(path) as zf:
         return f"{key}.npy" in zf.namelist()
 
