@@ -97,3 +97,39 @@ def test_train_without_latents_says_what_to_set(tmp_path):
     spec = load_spec(None, SMOKE + [f"run.out_dir={tmp_path}"])
     with pytest.raises(UserError, match="tokenizer.cache_dir"):
         run_train(spec, progress=False)
+
+
+def test_super_resolution_stage_trains_on_the_fly_with_estimated_stats(tmp_path, monkeypatch):
+    """No cache: clips are encoded by the frozen tokenizer; the SR stage's low-res latent is the clip
+    downsampled 2x and encoded; latent stats are estimated from a few batches."""
+    from walt_bench.data import synthesize
+    from walt_bench.diffusion import train as train_mod
+    from walt_bench.tokenizer.model import CausalAutoencoder
+
+    root = synthesize(tmp_path / "syn", videos=3, seed=0, num_classes=2, frames=20, size=32)
+    over = SMOKE + [
+        f"data.root={root}",
+        "data.num_classes=2",
+        "data.split=train",
+        "data.num_workers=0",
+        "model.lowres_condition=true",
+        "train.steps=2",
+        "train.ckpt_every=2",
+        "diffusion.norm_stats_batches=2",
+        f"run.out_dir={tmp_path / 'runs'}",
+    ]
+    spec = load_spec(None, over)
+    seen = []
+
+    def tokenizer(s):
+        torch.manual_seed(0)
+        tok = CausalAutoencoder(s.tokenizer)
+        original = tok.encode
+        tok.encode = lambda v: seen.append(tuple(v.shape)) or original(v)
+        return tok
+
+    monkeypatch.setattr(train_mod, "_tokenizer", tokenizer)
+    result = train_mod.run_train(spec, progress=False)
+    assert result.summary["final_step"] == 2 and np.isfinite(result.summary["final_loss"])
+    assert (4, 17, 3, 16, 16) in seen and (4, 17, 3, 32, 32) in seen  # low-res and full-res clips
+    assert not torch.allclose(result.modules["denoiser"].normalizer.std, torch.ones(8))

@@ -15,7 +15,7 @@ from walt_bench.cli import main
 from walt_bench.errors import DataError
 from walt_bench.evaluation.classifier import SyntheticVideoClassifier, save_classifier, train_classifier
 from walt_bench.evaluation.config import EvalConfig, ProtocolName
-from walt_bench.evaluation.evaluate import MetricAccumulator, prepare
+from walt_bench.evaluation.evaluate import MetricAccumulator, fd_between, prepare
 from walt_bench.evaluation.extractors import Extractor, load_synthetic
 from walt_bench.evaluation.frechet import feature_statistics, frechet_distance, load_stats, save_stats
 from walt_bench.evaluation.protocols import PROTOCOLS, resolve
@@ -212,3 +212,12 @@ def test_adm_style_reference_batch_of_images_is_featurised(tmp_path, classifier_
     result = json.loads((tmp_path / "metrics.json").read_text())
     assert result["reference"]["source"].endswith("ref_batch.npz:arr_0")
     assert result["FVD-synthetic"]["mean"] < 1e-6
+
+
+def test_fd_between_two_clip_streams_equals_fd_of_their_feature_statistics():
+    settings = resolve(EvalConfig(protocol="synthetic_fvd"))
+    real, fake = torch.rand(20, 2, 3, 4, 4), torch.rand(20, 2, 3, 4, 4) * 0.5
+    value = fd_between(real.split(6), fake.split(7), identity_extractor(6), settings, 20, progress=False)
+    feats = [v.mean(dim=(3, 4)).flatten(1)[:, :6].double().numpy() for v in (real, fake)]
+    expected = frechet_distance(*feature_statistics(feats[0]), *feature_statistics(feats[1]))
+    assert value == pytest.approx(expected, rel=1e-9)

@@ -44,11 +44,15 @@ def test_cache_stats_are_per_channel_mean_and_std_over_the_whole_dataset(tmp_pat
     torch.testing.assert_close(cache.mean.double(), per_channel.mean(1), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(cache.std.double(), per_channel.std(1, unbiased=False), rtol=1e-6, atol=1e-6)
     normalized = torch.stack([cache.normalize(cache[i]["latent"]) for i in range(8)])
-    torch.testing.assert_close(normalized.transpose(0, 2).reshape(4, -1).mean(1), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        normalized.transpose(0, 2).reshape(4, -1).mean(1), torch.zeros(4), atol=1e-5, rtol=0
+    )
 
 
 def test_manifest_records_metadata_shapes_and_count(tmp_path):
-    write_latent_cache(tmp_path / "c", make_batches(), metadata={"spec_hash": "abc", "tokenizer_sha256": "f00"})
+    write_latent_cache(
+        tmp_path / "c", make_batches(), metadata={"spec_hash": "abc", "tokenizer_sha256": "f00"}
+    )
     manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
     assert manifest["spec_hash"] == "abc" and manifest["tokenizer_sha256"] == "f00"
     assert manifest["latent_shape"] == [3, 4, 2, 2] and manifest["count"] == 8

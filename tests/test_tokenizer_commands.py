@@ -23,15 +23,34 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tok")
     synthesize(root / "data", videos=3, num_classes=2, frames=9, size=16)
     overrides = [
-        f"data.root={root / 'data'}", "data.num_classes=2", "data.num_frames=5", "data.height=16",
-        "data.width=16", "data.num_workers=0", "data.clip_sampling=start",
-        "tokenizer.f_s=2", "tokenizer.f_t=2", "tokenizer.channels=4", "tokenizer.channel_multipliers=[1,2]",
-        "tokenizer.num_res_blocks=1", "tokenizer.num_groups=2", "tokenizer.discriminator_channels=4",
-        "tokenizer.discriminator_multipliers=[1,1]", "tokenizer.discriminator_start_step=1",
-        "tokenizer.cache_shard_size=2", "tokenizer.eval_split=test", "tokenizer.eval_clips=2",
-        "tokenizer.train.steps=2", "tokenizer.train.batch_size=2", "tokenizer.train.warmup_steps=0",
-        "tokenizer.train.log_every=1", "tokenizer.train.ckpt_every=2", "tracking.enabled=false",
-        f"run.out_dir={root / 'runs'}", "run.device=cpu", "run.name=tiny",
+        f"data.root={root / 'data'}",
+        "data.num_classes=2",
+        "data.num_frames=5",
+        "data.height=16",
+        "data.width=16",
+        "data.num_workers=0",
+        "data.clip_sampling=start",
+        "tokenizer.f_s=2",
+        "tokenizer.f_t=2",
+        "tokenizer.channels=4",
+        "tokenizer.channel_multipliers=[1,2]",
+        "tokenizer.num_res_blocks=1",
+        "tokenizer.num_groups=2",
+        "tokenizer.discriminator_channels=4",
+        "tokenizer.discriminator_multipliers=[1,1]",
+        "tokenizer.discriminator_start_step=1",
+        "tokenizer.cache_shard_size=2",
+        "tokenizer.eval_split=test",
+        "tokenizer.eval_clips=2",
+        "tokenizer.train.steps=2",
+        "tokenizer.train.batch_size=2",
+        "tokenizer.train.warmup_steps=0",
+        "tokenizer.train.log_every=1",
+        "tokenizer.train.ckpt_every=2",
+        "tracking.enabled=false",
+        f"run.out_dir={root / 'runs'}",
+        "run.device=cpu",
+        "run.name=tiny",
     ]
     spec_file = root / "spec.yaml"
     spec_file.write_text("run:\n  name: tiny\n")
@@ -73,7 +92,9 @@ def test_encode_writes_a_cache_of_every_clip(tiny, capsys):
     assert len(cache) == 4  # 2 classes x 2 train videos (fold 1 tests one of the 3 groups)
     assert cache[0]["latent"].shape == (3, 8, 8, 8) and cache.mean.shape == (8,)
     spec = load_spec(spec_file, overrides)
-    assert cache.manifest["spec_hash"] == spec.hash and len(cache.manifest["tokenizer_checkpoint_sha256"]) == 16
+    assert (
+        cache.manifest["spec_hash"] == spec.hash and len(cache.manifest["tokenizer_checkpoint_sha256"]) == 16
+    )
     model = load_tokenizer(spec)
     from walt_bench.data import build_dataset
 

@@ -108,7 +108,9 @@ def test_discriminator_scores_videos_and_images_with_the_same_weights():
 
 
 def test_short_training_lowers_the_reconstruction_loss():
-    cfg = TokenizerConfig(channels=8, channel_multipliers=[1, 2], num_res_blocks=1, num_groups=4, f_s=2, f_t=2)
+    cfg = TokenizerConfig(
+        channels=8, channel_multipliers=[1, 2], num_res_blocks=1, num_groups=4, f_s=2, f_t=2
+    )
     model = CausalAutoencoder(cfg)
     # smooth moving gradients: a learnable signal, 5 frames of 8x8
     t = torch.arange(5).view(1, 5, 1, 1, 1).float()

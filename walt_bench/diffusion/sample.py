@@ -137,15 +137,20 @@ def run_sample(
     out_dir = Path(out_dir)
     device = resolve_device(spec.run.device)
     seed = spec.run.seed if seed is None else seed
+    cfg, f_t = spec.diffusion, spec.tokenizer.f_t
+    k_ctx = cfg.sample_context_frames
+    t_lat = spec.latent_shape[0]
+    for name, k in (("sample_context_frames", k_ctx), ("ar_context_frames", cfg.ar_context_frames)):
+        if k >= t_lat and (name == "sample_context_frames" or cfg.sample_chunks > 1):
+            raise UserError(f"diffusion.{name}={k} leaves no latent frame to generate (the clip has {t_lat})")
+    if (k_ctx or cfg.sample_chunks > 1) and not spec.model.frame_condition:
+        raise UserError(
+            "diffusion.sample_context_frames > 0 and sample_chunks > 1 need a model trained with "
+            "model.frame_condition=true"
+        )
     base, which = load_stage(spec, ckpt, device)
     stages = [load_stage(s, c, device)[0] for s, c in sr]
     tokenizer = _load_tokenizer(spec, device)
-    cfg, f_t = spec.diffusion, spec.tokenizer.f_t
-    k_ctx = cfg.sample_context_frames
-    if k_ctx and not spec.model.frame_condition:
-        raise UserError(
-            "diffusion.sample_context_frames > 0 needs a model trained with model.frame_condition=true"
-        )
     dataset = _context_source(spec, split) if k_ctx else None
     label_gen = torch.Generator().manual_seed(derive_seed(seed, 0x1AB))
     k_ar = cfg.ar_context_frames

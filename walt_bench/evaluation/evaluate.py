@@ -124,15 +124,23 @@ def dataset_batches(spec, split: str, count: int, batch_size: int) -> Iterator[t
         epoch += 1
     keys = keys[:count]
 
-    class _Keys(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(keys)
-
-        def __getitem__(self, j):
-            return dataset[keys[j]]["video"]
-
-    loader = torch.utils.data.DataLoader(_Keys(), batch_size=batch_size, num_workers=spec.data.num_workers)
+    loader = torch.utils.data.DataLoader(
+        KeyedClips(dataset, keys), batch_size=batch_size, num_workers=spec.data.num_workers
+    )
     yield from loader
+
+
+class KeyedClips(torch.utils.data.Dataset):
+    """The videos of ``dataset`` at the given item keys (picklable, for DataLoader workers)."""
+
+    def __init__(self, dataset, keys: list):
+        self.dataset, self.keys = dataset, keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, j: int) -> torch.Tensor:
+        return self.dataset[self.keys[j]]["video"]
 
 
 def _cache_path(spec, settings: Settings, extractor: Extractor) -> Path:
@@ -265,3 +273,28 @@ def score_samples(
             result[proto.is_metric] = _summary(per_split)
         result["is_extractor"] = is_.describe()
     return result
+
+
+def fd_between(
+    real: Iterable[torch.Tensor],
+    fake: Iterable[torch.Tensor],
+    extractor: Extractor,
+    settings: Settings,
+    count: int,
+    *,
+    progress: bool = True,
+) -> float:
+    """Fréchet distance between two streams of (B, T, 3, H, W) clips in [-1, 1] (first ``count`` of each),
+    e.g. the tokenizer's rFVD: ``fd_between(originals, reconstructions, build_extractor("i3d", spec.eval),
+    resolve(spec.eval.model_copy(update={"protocol": "rfvd"})), 10_000)``."""
+    stats = []
+    for name, stream in (("real", real), ("generated", fake)):
+        acc = run_batches(
+            stream,
+            MetricAccumulator(extractor, None, settings, count, 1),
+            settings,
+            f"{name} features",
+            progress,
+        )
+        stats.append((acc.stats[0].mean, acc.stats[0].covariance(settings.covariance)))
+    return frechet_distance(*stats[0], *stats[1])

@@ -16,7 +16,9 @@ the preprocessing. Results record the protocol, the counts actually used, the ex
   samples, InceptionV3 pool_3 features, FID against the reference batch's ``mu``/``sigma`` (or its images,
   ``arr_0``), IS = softmax(pool_3 @ W) without bias in chunks of 5,000, mean over chunks.
 - ``rfvd`` — reconstruction FVD of the tokenizer (Table 3f): reconstructions vs the real clips they encode,
-  16 frames at 128x128, I3D as for FVD; paper is silent on the count, we use 10,000 clips of the train split.
+  16 frames at 128x128, I3D as for FVD; paper is silent on the count, we use 10,000 clips. The originals come
+  from the ``references`` array of ``samples.npz`` when present (else from the train split through the data
+  layer); ``walt-bench tokenizer eval`` computes it in-process with the same extractor and statistics.
 - ``synthetic_fvd`` — the embedded synthetic dataset has no Kinetics-trained network, so a small classifier
   trained on it (``walt-bench eval train-classifier``) supplies features and logits. Its numbers are labelled
   ``FVD-synthetic`` / ``IS-synthetic`` and are not comparable with any published FVD or IS.

@@ -17,7 +17,9 @@ from walt_bench.engine.config import TrainConfig
 
 def _tokenizer_train_defaults() -> TrainConfig:
     """Table 8, first stage: batch 256, cosine schedule, Adam (UCF-101: 2000 epochs ~ 75k steps at batch 256)."""
-    return TrainConfig(steps=75000, batch_size=256, optimizer="adam", lr=1e-4, lr_schedule="cosine", ema=False)
+    return TrainConfig(
+        steps=75000, batch_size=256, optimizer="adam", lr=1e-4, lr_schedule="cosine", ema=False
+    )
 
 
 def geometry_problems(
@@ -51,7 +53,8 @@ def geometry_problems(
 class TokenizerConfig(Section):
     # --- geometry (Table 8) -------------------------------------------------------------------------------
     f_s: PositiveInt = Field(
-        8, description="Spatial compression H/h = W/w (Table 8: 8). Must equal 2**(len(channel_multipliers)-1)."
+        8,
+        description="Spatial compression H/h = W/w (Table 8: 8). Must equal 2**(len(channel_multipliers)-1).",
     )
     f_t: PositiveInt = Field(
         4,
@@ -70,7 +73,8 @@ class TokenizerConfig(Section):
         4, description="Residual blocks per level (paper is silent; MAGVIT-v2's video tokenizer uses 4)."
     )
     num_groups: PositiveInt = Field(
-        32, description="GroupNorm groups (paper is silent; 32 as in MAGVIT-v2). Must divide every level's width."
+        32,
+        description="GroupNorm groups (paper is silent; 32 as in MAGVIT-v2). Must divide every level's width.",
     )
     causal_padding: Literal["replicate", "zeros"] = Field(
         "replicate",
@@ -86,7 +90,9 @@ class TokenizerConfig(Section):
         "by per-channel normalisation before the transformer (§5.3 'latent norm').",
     )
     kl_weight: float = Field(
-        1e-6, ge=0.0, description="Weight of the KL term when latent_kind='kl' (paper is silent; 1e-6 as in LDM)."
+        1e-6,
+        ge=0.0,
+        description="Weight of the KL term when latent_kind='kl' (paper is silent; 1e-6 as in LDM).",
     )
     # --- losses (MAGVIT / MAGVIT-v2 defaults; the paper defers to them) -------------------------------------
     recon_loss: Literal["l1", "l2"] = Field(
@@ -138,14 +144,16 @@ class TokenizerConfig(Section):
         "double backward pass roughly doubles the discriminator cost; LeCAM keeps training stable.",
     )
     # --- files and the tokenizer's own training ------------------------------------------------------------
-    checkpoint: str | None = Field(None, description="Trained tokenizer checkpoint used by encode/eval/diffusion.")
-    cache_dir: str | None = Field(None, description="Latent cache written by `tokenizer encode` and read by `train`.")
+    checkpoint: str | None = Field(
+        None, description="Trained tokenizer checkpoint used by encode/eval/diffusion."
+    )
+    cache_dir: str | None = Field(
+        None, description="Latent cache written by `tokenizer encode` and read by `train`."
+    )
     cache_shard_size: PositiveInt = Field(
         1024, description="Clips per latent-cache shard (one memory-mapped .npy file each)."
     )
-    eval_split: str = Field(
-        "test", description="Dataset split used by `tokenizer eval` (PSNR, SSIM, rFVD)."
-    )
+    eval_split: str = Field("test", description="Dataset split used by `tokenizer eval` (PSNR, SSIM, rFVD).")
     eval_clips: PositiveInt = Field(
         1000, description="Clips reconstructed by `tokenizer eval` (paper is silent; 1000 for PSNR/SSIM)."
     )
@@ -156,7 +164,9 @@ class TokenizerConfig(Section):
 
     @model_validator(mode="after")
     def _check_geometry(self) -> TokenizerConfig:
-        problems = geometry_problems(self.f_s, self.f_t, self.channels, self.channel_multipliers, self.num_groups)
+        problems = geometry_problems(
+            self.f_s, self.f_t, self.channels, self.channel_multipliers, self.num_groups
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -61,7 +61,9 @@ class StyleGANDiscriminator3D(nn.Module):
     ``size = (H, W)`` fixes the dense layer's input; each of ``len(multipliers)`` blocks halves H and W.
     """
 
-    def __init__(self, size: tuple[int, int], channels: int = 128, multipliers: tuple[int, ...] = (2, 4, 4, 4, 4)):
+    def __init__(
+        self, size: tuple[int, int], channels: int = 128, multipliers: tuple[int, ...] = (2, 4, 4, 4, 4)
+    ):
         super().__init__()
         h, w = size
         n = len(multipliers)

@@ -50,7 +50,9 @@ def encode_dataset(
     ckpt = resolve_checkpoint(spec, checkpoint)
     device = resolve_device(spec.run.device)
     model = load_tokenizer(spec, str(ckpt)).to(device)
-    data_cfg = spec.data.model_copy(update={"image_root": None, "image_ratio": 0.0})  # the split itself, no mixing
+    data_cfg = spec.data.model_copy(
+        update={"image_root": None, "image_ratio": 0.0}
+    )  # the split itself, no mixing
     dataset = build_dataset(data_cfg, split=split)
     if limit is not None:
         dataset = Subset(dataset, range(min(limit, len(dataset))))
@@ -65,7 +67,12 @@ def encode_dataset(
                 with torch.no_grad():
                     z = model.encode(batch["video"].to(device)).float().cpu()
                 bar.update(len(z))
-                yield {"latent": z, "label": batch["label"], "is_image": batch["is_image"], "index": batch["index"]}
+                yield {
+                    "latent": z,
+                    "label": batch["label"],
+                    "is_image": batch["is_image"],
+                    "index": batch["index"],
+                }
 
     base = dataset.dataset if isinstance(dataset, Subset) else dataset
     metadata = {

@@ -47,7 +47,10 @@ class _FrechetPair:
         from walt_bench.evaluation.frechet import frechet_distance
 
         value = frechet_distance(
-            self.recon.mean, self.recon.covariance(covariance), self.real.mean, self.real.covariance(covariance)
+            self.recon.mean,
+            self.recon.covariance(covariance),
+            self.real.mean,
+            self.real.covariance(covariance),
         )
         return {"metric": self.label, "value": value, "extractor": self.extractor.describe()}
 
@@ -63,7 +66,9 @@ def _start_rfvd(spec, device) -> tuple[_FrechetPair | None, str | None]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def save_reconstruction_grid(real: torch.Tensor, recon: torch.Tensor, path: Path, clips: int = 2, frames: int = 8):
+def save_reconstruction_grid(
+    real: torch.Tensor, recon: torch.Tensor, path: Path, clips: int = 2, frames: int = 8
+):
     """PNG: for each of ``clips`` clips a row of original frames above a row of reconstructed ones."""
     from PIL import Image
 

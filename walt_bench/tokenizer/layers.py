@@ -170,5 +170,7 @@ class DepthToSpaceUpsample(nn.Module):
         self.conv = CausalConv3d(in_channels, out_channels * self.r_t * 4, 3, padding_mode=padding_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = rearrange(self.conv(x), "b (c rt rh rw) t h w -> b c (t rt) (h rh) (w rw)", rt=self.r_t, rh=2, rw=2)
+        y = rearrange(
+            self.conv(x), "b (c rt rh rw) t h w -> b c (t rt) (h rh) (w rw)", rt=self.r_t, rh=2, rw=2
+        )
         return y[:, :, self.r_t - 1 :]

@@ -149,7 +149,9 @@ class PerceptualLoss(nn.Module):
         return self
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        frames = torch.cat([rearrange(x_hat, "b t c h w -> (b t) c h w"), rearrange(x, "b t c h w -> (b t) c h w")])
+        frames = torch.cat(
+            [rearrange(x_hat, "b t c h w -> (b t) c h w"), rearrange(x, "b t c h w -> (b t) c h w")]
+        )
         feats = self.network(frames)
         loss = x.new_zeros(())
         for f in feats:

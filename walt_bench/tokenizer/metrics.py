@@ -31,8 +31,8 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 def ssim(x_hat: torch.Tensor, x: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """SSIM per clip ``(B,)`` (Wang et al. 2004, Eq. 13), per frame and channel, averaged."""
     b = x.shape[0]
-    a = rearrange(_unit(x_hat), "b t c h w -> (b t c) 1 h w")
-    r = rearrange(_unit(x), "b t c h w -> (b t c) 1 h w")
+    a = rearrange(_unit(x_hat).double(), "b t c h w -> (b t c) 1 h w")  # float64: E[x^2] - mu^2 cancels
+    r = rearrange(_unit(x).double(), "b t c h w -> (b t c) 1 h w")
     k = _gaussian_window(window, sigma).to(a)[None, None]
     mu_a, mu_r = F.conv2d(a, k), F.conv2d(r, k)
     var_a = F.conv2d(a * a, k) - mu_a**2
@@ -40,4 +40,4 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor, window: int = 11, sigma: float = 
     cov = F.conv2d(a * r, k) - mu_a * mu_r
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_a * mu_r + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_r**2 + c1) * (var_a + var_r + c2))
-    return s.reshape(b, -1).mean(dim=1)
+    return s.reshape(b, -1).mean(dim=1).float()

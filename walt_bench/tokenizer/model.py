@@ -30,7 +30,13 @@ from torch import nn
 
 from walt_bench.errors import UserError
 from walt_bench.tokenizer.config import TokenizerConfig, geometry_problems
-from walt_bench.tokenizer.layers import CausalConv3d, DepthToSpaceUpsample, Downsample, FrameGroupNorm, ResBlock
+from walt_bench.tokenizer.layers import (
+    CausalConv3d,
+    DepthToSpaceUpsample,
+    Downsample,
+    FrameGroupNorm,
+    ResBlock,
+)
 
 
 def temporal_levels(cfg: TokenizerConfig) -> int:
@@ -51,7 +57,9 @@ class Posterior:
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.logvar is None:
             return self.mean
-        noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        noise = torch.randn(
+            self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
+        )
         return self.mean + torch.exp(0.5 * self.logvar) * noise
 
     def kl(self) -> torch.Tensor:

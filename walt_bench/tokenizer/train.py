@@ -64,11 +64,18 @@ def train_tokenizer(
 
     def discriminator_loss(batch: dict[str, Any], ctx):
         lecam = ctx.raw[DISCRIMINATOR_PART].lecam
-        return objective.discriminator_loss(ctx.modules[DISCRIMINATOR_PART], lecam, batch["video"], ctx.state["recon"])
+        return objective.discriminator_loss(
+            ctx.modules[DISCRIMINATOR_PART], lecam, batch["video"], ctx.state["recon"]
+        )
 
     def make_loader(start_batch: int):
         return build_loader(
-            spec.data, micro, seed=spec.run.seed, rank=info.rank, world_size=info.world_size, start_step=start_batch
+            spec.data,
+            micro,
+            seed=spec.run.seed,
+            rank=info.rank,
+            world_size=info.world_size,
+            start_step=start_batch,
         )
 
     fixed = next(iter(make_loader(0)))["video"][:EVAL_CLIPS]
@@ -86,7 +93,13 @@ def train_tokenizer(
     parts = [Part(PART, model, autoencoder_loss)]
     if critic is not None:
         parts.append(
-            Part(DISCRIMINATOR_PART, critic, discriminator_loss, start_step=spec.tokenizer.discriminator_start_step, ema=False)
+            Part(
+                DISCRIMINATOR_PART,
+                critic,
+                discriminator_loss,
+                start_step=spec.tokenizer.discriminator_start_step,
+                ema=False,
+            )
         )
     run_cfg = spec.run.model_copy(update={"name": tokenizer_run_name(spec)})
     t, h, w = spec.latent_shape
