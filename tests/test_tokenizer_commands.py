@@ -110,3 +110,9 @@ def test_eval_reports_psnr_ssim_and_why_rfvd_is_missing(tiny, tmp_path):
     assert result["psnr"]["mean"] > 0 and -1 <= result["ssim"]["mean"] <= 1
     assert result["rfvd"] is None and result["rfvd_note"]
     assert (tmp_path / "reconstructions.png").is_file()
+
+
+def test_a_spec_with_another_run_name_finds_the_same_tokenizer(tiny):
+    _, spec_file, overrides = tiny
+    spec = load_spec(spec_file, [*overrides, "run.name=diffusion", "model.patch_size=2"])
+    assert load_tokenizer(spec).encode(torch.zeros(1, 1, 3, 16, 16)).shape == (1, 1, 8, 8, 8)

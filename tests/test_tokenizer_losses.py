@@ -127,3 +127,40 @@ def test_short_training_lowers_the_reconstruction_loss():
         loss.backward()
         opt.step()
     assert loss.item() < 0.3 * first
+
+
+def _objective_setup(**kw):
+    from walt_bench.tokenizer.objective import Critic, TokenizerObjective
+
+    base = dict(channels=4, channel_multipliers=[1, 2], num_res_blocks=1, num_groups=2, f_s=2, f_t=2)
+    cfg = TokenizerConfig(**{**base, "discriminator_start_step": 5, **kw})
+    critic = Critic(StyleGANDiscriminator3D((8, 8), channels=4, multipliers=(1,)), lecam_decay=0.5)
+    return TokenizerObjective(cfg), CausalAutoencoder(cfg), critic
+
+
+def test_adversarial_term_joins_the_generator_loss_from_the_start_step():
+    objective, model, critic = _objective_setup(latent_kind="kl")
+    video = torch.rand(2, 3, 3, 8, 8) * 2 - 1
+    _, _, before = objective.generator_loss(model, critic, video, step=4)
+    _, _, after = objective.generator_loss(model, critic, video, step=5)
+    assert "g_adv" not in before and "g_adv" in after
+    assert "kl" in before and before["kl"] > 0
+
+
+def test_generator_loss_gives_the_discriminator_no_gradient():
+    objective, model, critic = _objective_setup()
+    loss, _, _ = objective.generator_loss(model, critic, torch.rand(2, 3, 3, 8, 8), step=10)
+    loss.backward()
+    assert all(p.grad is None for p in critic.parameters())
+    assert all(p.requires_grad for p in critic.parameters())
+
+
+def test_discriminator_loss_adds_r1_and_moves_the_lecam_anchors():
+    objective, model, critic = _objective_setup(r1_weight=10.0)
+    video = torch.rand(2, 3, 3, 8, 8) * 2 - 1
+    _, x_hat, _ = objective.generator_loss(model, critic, video, step=10)
+    loss, metrics = objective.discriminator_loss(critic, critic.lecam, video, x_hat)
+    loss.backward()
+    assert metrics["r1"] > 0 and "lecam" in metrics
+    assert critic.lecam.ema_real.item() == pytest.approx(0.5 * metrics["real_logit"].item())
+    assert critic.network.logit.weight.grad is not None

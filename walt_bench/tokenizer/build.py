@@ -2,7 +2,8 @@
 
 The tokenizer's run directory is ``<run.out_dir>/<run.name>-tokenizer-<tokenizer hash>``, where the tokenizer
 hash covers only what determines the trained weights (the ``data`` section, the ``tokenizer`` section without
-its file and evaluation fields, and the seed). A diffusion spec that shares these finds the same tokenizer.
+its file and evaluation fields, and the seed). A diffusion spec that shares these finds the same tokenizer
+(also under another ``run.name``) when ``tokenizer.checkpoint`` is not set.
 
 Usage::
 
@@ -73,6 +74,10 @@ def resolve_checkpoint(spec, checkpoint: str | None = None) -> Path:
         return Path(path)
     run_dir = tokenizer_run_dir(spec)
     found = latest_checkpoint(run_dir / "checkpoints")
+    if found is None:  # a run of the same tokenizer under another run.name (e.g. the tokenizer's own spec)
+        others = sorted(Path(spec.run.out_dir).glob(f"*-tokenizer-{tokenizer_hash(spec)}/checkpoints"))
+        candidates = [c for c in (latest_checkpoint(d) for d in others) if c is not None]
+        found = max(candidates, key=lambda c: c.stat().st_mtime) if candidates else None
     if found is None:
         raise CheckpointError(
             f"no tokenizer checkpoint: tokenizer.checkpoint is not set and {run_dir}/checkpoints holds none. "
