@@ -37,7 +37,11 @@ def test_defaults_are_the_paper_ucf101_setting():
 
 
 def test_base_file_is_merged_under_the_child(tmp_path):
-    write(tmp_path, "base.yaml", "model:\n  lora_rank: 4\n  qk_norm: false\n  st_window: full\ndata:\n  num_frames: 9\n")
+    write(
+        tmp_path,
+        "base.yaml",
+        "model:\n  lora_rank: 4\n  qk_norm: false\n  st_window: full\ndata:\n  num_frames: 9\n",
+    )
     child = write(tmp_path, "child.yaml", "base: base.yaml\nmodel:\n  lora_rank: 16\n")
     spec = load_spec(child)
     assert spec.model.lora_rank == 16  # child wins
@@ -71,7 +75,9 @@ def test_hash_is_canonical_and_ignores_what_cannot_change_results(tmp_path):
 
 
 def test_all_problems_are_listed_at_once(tmp_path):
-    path = write(tmp_path, "bad.yaml", "data:\n  bogus: 1\nmodel:\n  st_window: [5, 3, 8]\ndiffusion:\n  p_sc: 1.5\n")
+    path = write(
+        tmp_path, "bad.yaml", "data:\n  bogus: 1\nmodel:\n  st_window: [5, 3, 8]\ndiffusion:\n  p_sc: 1.5\n"
+    )
     problems = problems_of(path, ["model.lora_rank=abc"])
     text = "\n".join(problems)
     assert "data.bogus: unknown field; allowed here:" in text and "num_frames" in text

@@ -60,7 +60,9 @@ def _spec_fields(args: argparse.Namespace) -> int:
 def _register_spec(subparsers) -> None:
     spec = subparsers.add_parser("spec", help="validate or show an experiment spec")
     sub = spec.add_subparsers(dest="spec_command", required=True, metavar="{validate,show,fields}")
-    validate = sub.add_parser("validate", help="exit 0 and print the spec hash, or exit 2 listing every bad field")
+    validate = sub.add_parser(
+        "validate", help="exit 0 and print the spec hash, or exit 2 listing every bad field"
+    )
     add_spec_args(validate, flag=False)
     validate.set_defaults(handler=_spec_validate)
     show = sub.add_parser("show", help="print the resolved spec as YAML")
@@ -70,11 +72,12 @@ def _register_spec(subparsers) -> None:
     fields.set_defaults(handler=_spec_fields)
 
 
-COMMAND_PACKAGES = ("data", "denoiser", "tokenizer", "diffusion", "evaluation")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
+    from walt_bench.data import commands as data_commands
+    from walt_bench.denoiser import commands as model_commands
+    from walt_bench.diffusion import commands as diffusion_commands
+    from walt_bench.evaluation import commands as eval_commands
+    from walt_bench.tokenizer import commands as tokenizer_commands
 
     parser = argparse.ArgumentParser(
         prog="walt-bench",
@@ -83,14 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"walt-bench {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_spec(subparsers)
-    for package in COMMAND_PACKAGES:
-        name = f"walt_bench.{package}.commands"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # DEV-ONLY guard while parts are being written
-            if exc.name != name:
-                raise
-            continue
+    for module in (data_commands, model_commands, tokenizer_commands, diffusion_commands, eval_commands):
         module.register(subparsers)
     return parser
 

@@ -60,7 +60,9 @@ class RunConfig(Section):
     name: str = Field("walt", description="Run name; the run directory is <out_dir>/<name>-<spec hash>.")
     seed: int = Field(0, description="Global seed; each rank derives its own from it.")
     out_dir: str = Field("runs", description="Parent folder of run directories.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto = cuda when available, else cpu."
+    )
 
 
 class ExperimentSpec(Section):
@@ -169,7 +171,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
-            problems.append(f"override {item!r}: expected key=value with a dotted key, e.g. model.lora_rank=16")
+            problems.append(
+                f"override {item!r}: expected key=value with a dotted key, e.g. model.lora_rank=16"
+            )
             continue
         try:
             value = yaml.safe_load(text) if text.strip() else ""
@@ -251,7 +255,9 @@ def cross_field_problems(spec: ExperimentSpec | dict[str, Section]) -> list[str]
     d, tok, m, diff = (sec.get(k) for k in ("data", "tokenizer", "model", "diffusion"))
     problems: list[str] = []
     if d is not None and diff is not None and d.image_ratio > 0 and not d.image_root:
-        problems.append(f"data.image_ratio: got {d.image_ratio} - joint image-video training needs data.image_root")
+        problems.append(
+            f"data.image_ratio: got {d.image_ratio} - joint image-video training needs data.image_root"
+        )
     if m is not None and diff is not None:
         if diff.p_sc > 0 and not getattr(m, "self_condition", True):
             problems.append(f"diffusion.p_sc: got {diff.p_sc} - needs model.self_condition=true")
@@ -273,7 +279,9 @@ def cross_field_problems(spec: ExperimentSpec | dict[str, Section]) -> list[str]
 
     t, h, w = latent_shape(d.num_frames, d.height, d.width, tok)
     if diff is not None and diff.p_fp > 0 and t < 2:
-        problems.append(f"diffusion.p_fp: got {diff.p_fp} - frame prediction needs video latents (t>=2), got t={t}")
+        problems.append(
+            f"diffusion.p_fp: got {diff.p_fp} - frame prediction needs video latents (t>=2), got t={t}"
+        )
     p = m.patch_size
     if h % p or w % p:
         problems.append(f"model.patch_size: got {p} - must divide the latent frame {h}x{w}")
@@ -282,7 +290,9 @@ def cross_field_problems(spec: ExperimentSpec | dict[str, Section]) -> list[str]
     where = f"the patch grid {'x'.join(map(str, grid))} (latent {t}x{h}x{w}, patch {p})"
     if m.spatial_window is not None:
         if m.spatial_window[0] != 1:
-            problems.append(f"model.spatial_window: got {list(m.spatial_window)} - spatial windows span 1 frame")
+            problems.append(
+                f"model.spatial_window: got {list(m.spatial_window)} - spatial windows span 1 frame"
+            )
         if not tiles(m.spatial_window, grid):
             problems.append(
                 f"model.spatial_window: got {list(m.spatial_window)} - must tile {where}; "
@@ -302,15 +312,18 @@ def tiles(window: tuple[int, int, int], grid: tuple[int, int, int]) -> bool:
     return all(b % a == 0 for a, b in zip(effective_window(window, grid), grid))
 
 
-def spec_fields(model: type[BaseModel] = ExperimentSpec, prefix: str = "") -> list[tuple[str, str, Any]]:
-    """(dotted path, description, default) of every leaf field: the reference table in the README."""
+def spec_fields(node: BaseModel | None = None, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(dotted path, description, default) of every leaf field: the reference table of ``spec fields``.
+
+    Defaults are read from a default instance, so nested sections that set their own defaults (e.g.
+    ``tokenizer.train``) show those, not the class defaults.
+    """
+    node = ExperimentSpec() if node is None else node
     rows = []
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        path = f"{prefix}{name}"
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows.extend(spec_fields(annotation, f"{path}."))
+    for name, field in type(node).model_fields.items():
+        value = getattr(node, name)
+        if isinstance(value, BaseModel):
+            rows.extend(spec_fields(value, f"{prefix}{name}."))
         else:
-            default = field.get_default(call_default_factory=True)
-            rows.append((path, field.description or "", default))
+            rows.append((f"{prefix}{name}", field.description or "", value))
     return rows

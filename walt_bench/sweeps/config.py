@@ -11,7 +11,9 @@ from walt_bench.config import PositiveInt, Section
 
 class SweepConfig(Section):
     study_name: str | None = Field(None, description="Optuna study name; None = the run name.")
-    storage: str = Field("sqlite:///optuna.db", description="Optuna RDB storage URL (PostgreSQL for many workers).")
+    storage: str = Field(
+        "sqlite:///optuna.db", description="Optuna RDB storage URL (PostgreSQL for many workers)."
+    )
     sampler: Literal["grid", "tpe", "random"] = Field(
         "grid", description="grid reproduces an ablation table exactly (every point enqueued up front)."
     )
@@ -22,4 +24,6 @@ class SweepConfig(Section):
     metric: str = Field("fvd", description="Key of the metrics JSON to optimise.")
     direction: Literal["minimize", "maximize"] = Field("minimize", description="Optimisation direction.")
     n_trials: PositiveInt | None = Field(None, description="Trials for tpe/random; grid runs every point.")
-    max_retries: int = Field(1, ge=0, description="Retries of a failed trial (heartbeat-detected or crashed).")
+    max_retries: int = Field(
+        1, ge=0, description="Retries of a failed trial (heartbeat-detected or crashed)."
+    )
