@@ -22,7 +22,6 @@ SPECS = Path(__file__).resolve().parents[1] / "experiments" / "tokenizers"
         ("ucf101-c8", (5, 16, 16), 8, [1, 2, 2, 4]),
         ("ucf101-c16", (5, 16, 16), 16, [1, 2, 2, 4]),
         ("ucf101-c32", (5, 16, 16), 32, [1, 2, 2, 4]),
-        ("smoke", (5, 8, 8), 8, [1, 2, 2]),
     ],
 )
 def test_tokenizer_spec_loads_with_its_table_8_geometry(name, latent, channels, multipliers):

@@ -73,6 +73,7 @@ def _register_spec(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from walt_bench import demo
     from walt_bench.data import commands as data_commands
     from walt_bench.denoiser import commands as model_commands
     from walt_bench.diffusion import commands as diffusion_commands
@@ -86,7 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"walt-bench {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_spec(subparsers)
-    for module in (data_commands, model_commands, tokenizer_commands, diffusion_commands, eval_commands):
+    for module in (
+        data_commands,
+        model_commands,
+        tokenizer_commands,
+        diffusion_commands,
+        eval_commands,
+        demo,
+    ):
         module.register(subparsers)
     return parser
 

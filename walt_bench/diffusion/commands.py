@@ -32,7 +32,12 @@ def register(subparsers) -> None:
         "sample", help="sample clips from a trained checkpoint (MP4, GIF grid, npz)"
     )
     _add_spec(sample)
-    sample.add_argument("--ckpt", required=True, metavar="PATH", help="diffusion checkpoint (step_*.pt)")
+    sample.add_argument(
+        "--ckpt",
+        default=None,
+        metavar="PATH",
+        help="diffusion checkpoint (step_*.pt); default: the newest checkpoint of the spec's training run",
+    )
     sample.add_argument("--num", type=int, required=True, help="number of clips")
     sample.add_argument("--out", required=True, metavar="DIR", help="output folder")
     sample.add_argument("--seed", type=int, default=None, help="sampling seed (default run.seed)")
@@ -74,6 +79,20 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def latest_run_checkpoint(spec) -> str:
+    """The newest checkpoint of ``spec``'s training run, ``<run.out_dir>/<run.name>-<hash>/checkpoints``."""
+    from walt_bench.engine import latest_checkpoint, run_dir_for
+    from walt_bench.errors import CheckpointError
+
+    ckpt_dir = run_dir_for(spec.run.out_dir, spec.run.name, spec.hash) / "checkpoints"
+    found = latest_checkpoint(ckpt_dir)
+    if found is None:
+        raise CheckpointError(
+            f"no checkpoint in {ckpt_dir}: train this spec first (`walt-bench train --spec FILE`) or pass --ckpt PATH"
+        )
+    return str(found)
+
+
 def _sample(args: argparse.Namespace) -> int:
     from walt_bench.diffusion.sample import run_sample
     from walt_bench.errors import UserError
@@ -85,7 +104,7 @@ def _sample(args: argparse.Namespace) -> int:
     sr = [(load_spec(s), c) for s, c in args.sr]
     record = run_sample(
         spec,
-        args.ckpt,
+        args.ckpt or latest_run_checkpoint(spec),
         args.num,
         args.out,
         seed=args.seed,

@@ -1,6 +1,6 @@
 """``walt-bench train``: the W.A.L.T diffusion model trained through the shared engine.
 
-    walt-bench train --spec experiments/tables/smoke-ucf101.yaml            # one process (CPU or one GPU)
+    walt-bench train --spec experiments/smoke/default.yaml            # one process (CPU or one GPU)
     torchrun --nproc_per_node 8 -m walt_bench train --spec experiments/tables/table1-ucf101-L.yaml
 
 Data: the latent cache ``tokenizer.cache_dir`` when set (written by ``walt-bench tokenizer encode``; its

@@ -101,10 +101,10 @@ def _provenance(spec, command: str) -> dict:
 
 def extractors_for(spec, settings, device):
     """The Fréchet extractor and the IS extractor (the same object when the protocol shares them)."""
-    from walt_bench.evaluation.extractors import build_extractor
+    from walt_bench.evaluation.extractors import build_extractor, synthetic_classifier_path
 
     proto = settings.protocol
-    fallback = Path(spec.run.out_dir) / "synthetic_classifier.pt"
+    fallback = synthetic_classifier_path(spec)
     fd = build_extractor(proto.extractor, spec.eval, device, fallback)
     if proto.is_extractor is None:
         return fd, None
@@ -227,6 +227,7 @@ def _train_classifier(args) -> int:
     from walt_bench.data import build_dataset
     from walt_bench.errors import DataError
     from walt_bench.evaluation.classifier import save_classifier, train_classifier
+    from walt_bench.evaluation.extractors import synthetic_classifier_path
     from walt_bench.spec import load_spec
 
     spec = load_spec(args.spec, args.overrides)
@@ -244,7 +245,7 @@ def _train_classifier(args) -> int:
         batch_size=spec.eval.batch_size,
         seed=spec.run.seed,
     )
-    out = Path(args.out) if args.out else Path(spec.run.out_dir) / "synthetic_classifier.pt"
+    out = Path(args.out) if args.out else synthetic_classifier_path(spec)
     info = {
         **metrics,
         "num_frames": spec.data.num_frames,

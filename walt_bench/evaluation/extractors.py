@@ -275,6 +275,12 @@ def load_synthetic(location: str, device: str | torch.device = "cpu") -> Extract
     )
 
 
+def synthetic_classifier_path(spec) -> Path:
+    """Where ``eval train-classifier`` writes the synthetic classifier by default and where evaluations
+    look for it when neither ``eval.classifier_weights`` nor ``$WALT_SYNTHETIC_CLASSIFIER`` is set."""
+    return Path(spec.run.out_dir) / DEFAULT_FILES["synthetic"]
+
+
 def build_extractor(kind: str, eval_cfg, device: str | torch.device = "cpu", fallback: Path | None = None):
     """Resolve the weights of ``kind`` from the spec / environment and load the extractor (``fallback``: the
     synthetic classifier's default place, ``<run.out_dir>/synthetic_classifier.pt``)."""

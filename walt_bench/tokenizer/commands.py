@@ -1,8 +1,8 @@
 """``walt-bench tokenizer train|encode|eval --spec FILE [key=value ...]``.
 
-    walt-bench tokenizer train  --spec experiments/tokenizers/smoke.yaml
-    walt-bench tokenizer encode --spec experiments/tokenizers/smoke.yaml [--split train] [--out DIR]
-    walt-bench tokenizer eval   --spec experiments/tokenizers/smoke.yaml [--clips N]
+    walt-bench tokenizer train  --spec experiments/smoke/default.yaml
+    walt-bench tokenizer encode --spec experiments/smoke/default.yaml [--split train] [--out DIR]
+    walt-bench tokenizer eval   --spec experiments/smoke/default.yaml [--clips N]
 
 Heavy imports (torch, the data readers) happen inside the handlers so the CLI starts fast.
 """

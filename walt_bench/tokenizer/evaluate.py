@@ -24,14 +24,15 @@ class _FrechetPair:
     """Running feature statistics of real clips and their reconstructions through one extractor."""
 
     def __init__(self, spec, device):
-        from walt_bench.evaluation.extractors import build_extractor
+        from walt_bench.evaluation.extractors import build_extractor, synthetic_classifier_path
         from walt_bench.evaluation.frechet import RunningStats
         from walt_bench.evaluation.protocols import get_protocol
 
         synthetic = spec.eval.protocol == "synthetic_fvd"
         self.protocol = get_protocol("synthetic_fvd" if synthetic else "rfvd")
         self.label = "rFVD-synthetic" if synthetic else "rFVD"
-        self.extractor = build_extractor("synthetic" if synthetic else "i3d", spec.eval, device)
+        kind = "synthetic" if synthetic else "i3d"
+        self.extractor = build_extractor(kind, spec.eval, device, synthetic_classifier_path(spec))
         self.real = RunningStats(self.extractor.feature_dim)
         self.recon = RunningStats(self.extractor.feature_dim)
 

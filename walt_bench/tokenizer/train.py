@@ -6,7 +6,7 @@ Two engine parts, each with its own optimizer (settings from ``tokenizer.train``
 - ``discriminator``: non-saturating loss + LeCAM (+ R1), from ``tokenizer.discriminator_start_step`` on
   (absent when ``tokenizer.adversarial_weight`` is 0).
 
-Single process: ``walt-bench tokenizer train --spec experiments/tokenizers/smoke.yaml``; many GPUs:
+Single process: ``walt-bench tokenizer train --spec experiments/smoke/default.yaml``; many GPUs:
 ``torchrun --nproc_per_node 8 -m walt_bench tokenizer train --spec experiments/tokenizers/ucf101.yaml``.
 The run directory is ``<run.out_dir>/<run.name>-tokenizer-<tokenizer hash>`` (see ``build.py``).
 """
