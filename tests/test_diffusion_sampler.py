@@ -127,3 +127,51 @@ def test_autoregressive_chunks_condition_on_the_previous_chunk_end():
     assert len(chunks) == 3 and contexts[0] is None
     torch.testing.assert_close(contexts[1].flatten(), torch.tensor([13.0, 14.0]))
     torch.testing.assert_close(contexts[2].flatten(), torch.tensor([23.0, 24.0]))
+
+
+def test_context_frames_of_z_t_follow_the_training_noising_not_ddim():
+    """§4.4: the loss never trains v̂ on context frames, so their z_t must be q_sample(context), as in training."""
+    sched, ctx = NoiseSchedule(), torch.randn(2, 2, 4, 4, 4)
+    seen = []
+
+    class GarbageOnContext(TinyDenoiser):
+        def forward(self, z_t, t, **kwargs):
+            seen.append((z_t.clone(), t.clone()))
+            v = super().forward(z_t, t, **kwargs)
+            v[:, :2] = 100.0  # untrained frames: anything
+            return v
+
+    stage = _stage()
+    stage.model = GarbageOnContext(4, num_classes=3, frame_condition=True).eval()
+    stage.sample(2, labels=torch.tensor([0, 1]), context=ctx, generator=torch.Generator().manual_seed(0))
+    eps_ctx = seen[0][0][:, :2]  # t = 1, γ = 0: z_t is the initial noise
+    assert seen[0][1][0].item() == 1.0
+    for z_t, t in seen[1:]:
+        g = sched.gamma(t).view(-1, 1, 1, 1, 1)
+        torch.testing.assert_close(z_t[:, :2], g.sqrt() * ctx + (1 - g).sqrt() * eps_ctx)
+
+
+def test_an_image_model_samples_with_the_identity_attention_it_was_trained_with():
+    """ImageNet items are ``is_image`` in training (ST layers: identity attention, §4.2); sampling must match."""
+    from pathlib import Path
+
+    from walt_bench.diffusion.sample import stage_sampler
+    from walt_bench.diffusion.train import build_model
+    from walt_bench.spec import load_spec
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    tiny = ["model.size=tiny", "data.num_classes=3", "diffusion.sample_steps=2"]
+    seen = []
+    for path, extra in (
+        ("tables/table2-imagenet-L.yaml", ["data.height=32", "data.width=32"]),
+        ("smoke/default.yaml", []),
+    ):
+        spec = load_spec(root / path, tiny + extra)
+        model = build_model(spec).eval()
+        model.denoiser.register_forward_pre_hook(
+            lambda m, a, kw: seen.append(kw.get("is_image")), with_kwargs=True
+        )
+        stage_sampler(spec, model).sample(2, labels=torch.tensor([0, 1]))
+    image_calls, video_calls = seen[:2], seen[2:]
+    assert all(c is not None and c.dtype == torch.bool and bool(c.all()) for c in image_calls)
+    assert all(c is None for c in video_calls) and len(video_calls) == 2

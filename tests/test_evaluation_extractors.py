@@ -173,3 +173,62 @@ def test_tfhub_savedmodel_directory_loads(tmp_path):
     expected = i3d_input(video).permute(0, 2, 3, 4, 1).mean(dim=(1, 2, 3)).numpy() @ weight
     assert extractor.backend == "tfhub"
     np.testing.assert_allclose(extractor(video)["features"], expected, rtol=1e-4, atol=1e-5)
+
+
+class NoFlagsScript(torch.nn.Module):
+    """A TorchScript network without StyleGAN-V's flags (e.g. a plain exported classifier)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3, 4))
+
+
+def test_torchscript_without_the_i3d_flags_is_a_weights_error(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.jit.script(NoFlagsScript()).save(str(path))
+    with pytest.raises(WeightsError, match=r"without \['rescale', 'resize', 'return_features'\]"):
+        load_i3d(str(path))
+
+
+def test_state_dict_with_right_keys_but_wrong_shapes_is_a_weights_error(tmp_path):
+    from walt_bench.evaluation.classifier import SyntheticVideoClassifier
+    from walt_bench.evaluation.extractors import load_state_dict_into
+
+    state = SyntheticVideoClassifier(num_classes=3, width=4).state_dict()
+    key = next(k for k, v in state.items() if v.ndim == 5)
+    state[key] = torch.zeros(1, 1, 1, 1, 1)
+    torch.save(state, tmp_path / "clf.pt")
+    with pytest.raises(WeightsError, match=rf"wrong shape \['{key} \(1, 1, 1, 1, 1\)"):
+        load_state_dict_into(
+            SyntheticVideoClassifier(num_classes=3, width=4), tmp_path / "clf.pt", "synthetic"
+        )
+
+
+def tf1_resize_bilinear_reference(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """TF1 ``resize_bilinear`` (align_corners=False, no half-pixel centres) written as TF's kernel loops:
+    in = out * (in_size / out_size), top = floor(in), bottom = min(top + 1, in_size - 1)."""
+    in_h, in_w = image.shape[:2]
+    out = np.zeros((out_h, out_w, *image.shape[2:]))
+    for y in range(out_h):
+        fy = y * (in_h / out_h)
+        top, dy = int(np.floor(fy)), fy - np.floor(fy)
+        bottom = min(top + 1, in_h - 1)
+        for x in range(out_w):
+            fx = x * (in_w / out_w)
+            left, dx = int(np.floor(fx)), fx - np.floor(fx)
+            right = min(left + 1, in_w - 1)
+            upper = image[top, left] + (image[top, right] - image[top, left]) * dx
+            lower = image[bottom, left] + (image[bottom, right] - image[bottom, left]) * dx
+            out[y, x] = upper + (lower - upper) * dy
+    return out
+
+
+def test_i3d_input_equals_the_tf_reference_fvd_preprocessing():
+    # frechet_video_distance.preprocess: uint8 frames -> resize_bilinear to 224 -> 2 * x / 255 - 1,
+    # then the I3D sees (B, T, 224, 224, 3); the TorchScript takes the same tensor as (B, 3, T, 224, 224).
+    clip = np.random.default_rng(3).integers(0, 256, size=(1, 2, 9, 13, 3), dtype=np.uint8)
+    pixels = torch.from_numpy(clip).permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0  # our (B, T, 3, H, W)
+    ours = i3d_input(pixels).double().numpy()  # (B, 3, T, 224, 224)
+    assert ours.shape == (1, 3, 2, 224, 224)
+    for t in range(2):
+        expected = 2.0 * tf1_resize_bilinear_reference(clip[0, t].astype(np.float64), 224, 224) / 255.0 - 1.0
+        np.testing.assert_allclose(ours[0, :, t].transpose(1, 2, 0), expected, atol=2e-6)

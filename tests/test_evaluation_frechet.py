@@ -106,3 +106,57 @@ def test_stats_file_without_mu_sigma_is_a_clear_error(tmp_path):
 def test_mismatched_feature_sizes_are_rejected():
     with pytest.raises(DataError, match="same extractor"):
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+def pytorch_fid_formula(mu1, s1, mu2, s2) -> float:
+    """pytorch-fid's route (scipy.linalg.sqrtm of S1 S2, real part), valid on well-conditioned covariances."""
+    covmean = linalg.sqrtm(s1 @ s2)
+    covmean = covmean[0] if isinstance(covmean, tuple) else covmean
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(np.real(covmean)))
+
+
+def test_agrees_with_pytorch_fid_sqrtm_formula_on_well_conditioned_statistics():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(800, 32)) @ rng.normal(size=(32, 32))
+    y = rng.normal(size=(800, 32)) * rng.uniform(0.5, 2.0, 32) + 0.3
+    mu1, s1 = feature_statistics(x)
+    mu2, s2 = feature_statistics(y)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(
+        pytorch_fid_formula(mu1, s1, mu2, s2), rel=1e-8
+    )
+
+
+def test_one_diagonal_and_one_full_covariance_take_the_general_route():
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(100, 16))
+    mu1, s1 = feature_statistics(a)
+    s2 = np.diag(rng.uniform(0.5, 2.0, 16))
+    mu2 = np.zeros(16)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference_fd(mu1, s1, mu2, s2), rel=1e-10)
+
+
+def test_nearly_diagonal_covariances_are_not_treated_as_diagonal():
+    s1, s2 = np.diag([1.0, 4.0]), np.diag([4.0, 1.0])
+    s1[0, 1] = s1[1, 0] = 0.9  # strongly correlated: the closed form sum sqrt(a_i b_i) would be wrong
+    expected = reference_fd(np.zeros(2), s1, np.zeros(2), s2)
+    closed_form = np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.diag(s1) * np.diag(s2)).sum()
+    value = frechet_distance(np.zeros(2), s1, np.zeros(2), s2)
+    assert value == pytest.approx(expected, rel=1e-12) and abs(value - closed_form) > 1e-3
+
+
+def test_diagonal_shortcut_agrees_with_general_route_on_round_off_negative_variances():
+    # np.cov of a constant feature can give -1e-17; both variances negative must not make a positive product.
+    a = np.array([2.0, -1e-3, 1.0])
+    b = np.array([0.5, -1e-3, 3.0])
+    q, _ = np.linalg.qr(np.random.default_rng(9).normal(size=(3, 3)))
+    diagonal = frechet_distance(np.zeros(3), np.diag(a), np.zeros(3), np.diag(b))
+    rotated = frechet_distance(np.zeros(3), (q * a) @ q.T, np.zeros(3), (q * b) @ q.T)  # general route
+    assert diagonal == pytest.approx(rotated, rel=1e-9)
+
+
+def test_non_finite_statistics_are_a_data_error():
+    sigma = np.eye(3)
+    sigma[0, 0] = np.inf
+    with pytest.raises(DataError, match="NaN or infinite"):
+        frechet_distance(np.zeros(3), sigma, np.zeros(3), np.eye(3))

@@ -172,11 +172,16 @@ def test_eval_run_writes_labelled_synthetic_metrics(tmp_path, classifier_file):
 
 
 def test_eval_stats_goes_through_the_data_layer_and_caches(tmp_path, classifier_file, monkeypatch, capsys):
-    calls = []
+    calls, reads = [], []
+
+    class CountedClips(StandInClips):
+        def __getitem__(self, key):
+            reads.append(key)
+            return super().__getitem__(key)
 
     def fake_build_dataset(cfg, split=None):
         calls.append(split)
-        return StandInClips(10, frames=5, size=16)
+        return CountedClips(10, frames=5, size=16)
 
     monkeypatch.setattr(walt_bench.data, "build_dataset", fake_build_dataset, raising=False)
     spec = write_spec(
@@ -190,7 +195,8 @@ def test_eval_stats_goes_through_the_data_layer_and_caches(tmp_path, classifier_
     args = ["eval", "stats", "--spec", spec, "--out", str(tmp_path / "ref.npz"), "data.num_workers=0"]
     assert main(args) == 0
     assert main(args) == 0
-    assert calls == ["train"] and "cached" in capsys.readouterr().out.splitlines()[-1]
+    assert set(calls) == {"train"} and len(reads) == 10  # the second run reads no clip
+    assert "cached" in capsys.readouterr().out.splitlines()[-1]
     mu, sigma, meta = load_stats(tmp_path / "ref.npz")
     feats = load_synthetic(classifier_file)(StandInClips(10, frames=5, size=16).videos)["features"]
     np.testing.assert_allclose(mu, feats.mean(0), rtol=1e-5, atol=1e-7)
@@ -221,3 +227,66 @@ def test_fd_between_two_clip_streams_equals_fd_of_their_feature_statistics():
     feats = [v.mean(dim=(3, 4)).flatten(1)[:, :6].double().numpy() for v in (real, fake)]
     expected = frechet_distance(*feature_statistics(feats[0]), *feature_statistics(feats[1]))
     assert value == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "data.root=elsewhere",
+        "eval.reference_split=test",
+        "data.num_frames=9",
+        "data.height=64",
+        "data.width=64",
+        "data.fold=2",
+        "data.frame_stride=2",
+        "data.clip_sampling=center",
+        "eval.protocol=rfvd",
+        "eval.reference_samples=7",
+    ],
+)
+def test_reference_cache_key_changes_with_what_changes_the_statistics(tmp_path, override):
+    from walt_bench.evaluation.evaluate import _cache_path
+    from walt_bench.spec import load_spec
+
+    spec_file = write_spec(tmp_path, protocol="synthetic_fvd")
+    ext = identity_extractor(6)
+    base = load_spec(spec_file)
+    changed = load_spec(spec_file, [override])
+    key = _cache_path(base, resolve(base.eval), ext, "list-a")
+    assert _cache_path(changed, resolve(changed.eval), ext, "list-a") != key
+    assert _cache_path(base, resolve(base.eval), ext, "list-a") == key  # and is stable otherwise
+
+
+def test_reference_cache_key_changes_with_the_weights_and_the_file_list(tmp_path):
+    from walt_bench.evaluation.evaluate import _cache_path
+    from walt_bench.spec import load_spec
+
+    spec = load_spec(write_spec(tmp_path, protocol="synthetic_fvd"))
+    settings, a, b = resolve(spec.eval), identity_extractor(6), identity_extractor(6)
+    a._sha256, b._sha256 = "0" * 64, "1" * 64
+    assert _cache_path(spec, settings, a, "list-a") != _cache_path(spec, settings, b, "list-a")
+    assert _cache_path(spec, settings, a, "list-a") != _cache_path(spec, settings, a, "list-b")
+
+
+def test_stale_cache_is_not_reused_after_the_clip_stride_changes(tmp_path, classifier_file, monkeypatch):
+    reads = []
+
+    class CountedClips(StandInClips):
+        def __getitem__(self, key):
+            reads.append(key)
+            return super().__getitem__(key)
+
+    monkeypatch.setattr(
+        walt_bench.data,
+        "build_dataset",
+        lambda cfg, split=None: CountedClips(6, frames=5, size=16),
+        raising=False,
+    )
+    spec = write_spec(
+        tmp_path, protocol="synthetic_fvd", classifier_weights=classifier_file, cache_dir=tmp_path / "cache"
+    )
+    args = ["eval", "stats", "--spec", spec, "--out", str(tmp_path / "ref.npz"), "data.num_workers=0"]
+    args += ["eval.reference_samples=6"]
+    assert main(args) == 0 and len(reads) == 6
+    assert main([*args, "data.frame_stride=2"]) == 0
+    assert len(reads) == 12  # recomputed, not the stride-1 statistics

@@ -30,20 +30,35 @@ SPLIT_ALIASES = {"val": ("val", "validate", "valid", "validation"), "train": ("t
 
 def read_annotations(path: Path) -> list[dict]:
     """The annotation CSV -> rows with keys :data:`COLUMNS` (times as ints)."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return _parse_annotations(path, csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(
+            f"{path} is not a UTF-8 CSV ({exc}); expected the Kinetics-600 annotation file with the header "
+            f"{','.join(COLUMNS)}"
+        ) from exc
+
+
+def _parse_annotations(path: Path, reader: csv.DictReader) -> list[dict]:
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(
+            f"{path}: header {reader.fieldnames} lacks column(s) {missing}; expected {','.join(COLUMNS)}"
+        )
+    rows = []
+    for n, row in enumerate(reader, 2):
+        short = [c for c in COLUMNS if row.get(c) is None]
+        if short:
             raise DataError(
-                f"{path}: header {reader.fieldnames} lacks column(s) {missing}; expected {','.join(COLUMNS)}"
+                f"{path}:{n}: the row has no value for column(s) {short} (too few fields); expected "
+                f"{','.join(COLUMNS)} on every line"
             )
-        rows = []
-        for n, row in enumerate(reader, 2):
-            try:
-                start, end = int(float(row["time_start"])), int(float(row["time_end"]))
-            except (TypeError, ValueError) as exc:
-                raise DataError(f"{path}:{n}: time_start/time_end must be numbers, got {row}") from exc
-            rows.append({**row, "time_start": start, "time_end": end, "label": (row["label"] or "").strip()})
+        try:
+            start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{path}:{n}: time_start/time_end must be numbers, got {row}") from exc
+        rows.append({**row, "time_start": start, "time_end": end, "label": (row["label"] or "").strip()})
     return rows
 
 

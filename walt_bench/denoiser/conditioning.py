@@ -84,6 +84,10 @@ def adaln_lora(shared: torch.Tensor, cond: torch.Tensor, down: nn.Linear, up: nn
     shared: A^1 = MLP(c + t) (B, Tc, 6D), computed once for all layers; cond: SiLU(c + t) (B, Tc, D);
     ``down`` (D -> r) and ``up`` (r -> 6D) are the layer's rank-r factors. Returns (B, Tc, 6D) =
     concat(shift1, scale1, gate1, shift2, scale2, gate2).
+
+    The branch reads SiLU(c + t), the input of the shared MLP's linear layer: as in LoRA [41], a layer's
+    regressor is that linear layer with a low-rank update, A^i = (W + W_b^i W_a^i) SiLU(c + t); Eq. 3 writes
+    the branch's input as c + t, the same shorthand it uses for MLP(c + t).
     """
     return shared + up(down(cond))
 

@@ -36,6 +36,9 @@ class StageSampler:
     self_condition: bool = True
     frame_condition: bool = False
     lowres_condition: bool = False
+    image: bool = (
+        False  # trained on images (is_image): identity attention in ST layers at sampling too (§4.2)
+    )
     autocast: torch.dtype | None = None  # e.g. bf16 on CUDA for the denoiser calls; DDIM updates stay fp32
 
     @property
@@ -57,7 +60,8 @@ class StageSampler:
         """Sample ``batch`` latent clips (B, t, c, h, w) in tokenizer space.
 
         ``labels`` (B,) class ids (needed when ``num_classes > 0``); ``context`` (B, k, c, h, w) clean latents
-        that become c_fp (§4.4) and are copied into the first k output frames; ``lowres`` (B, t, c, h/2, w/2)
+        that become c_fp (§4.4), give the first k frames of z_t their training-time value q_sample(context)
+        at every step (see :func:`sample_ddim`) and are copied into the first k output frames; ``lowres`` (B, t, c, h/2, w/2)
         the previous stage's latents, noised at ``cfg.sample_noise_aug`` (§4.5).
         """
         cfg, schedule = self.cfg, self.schedule
@@ -65,16 +69,18 @@ class StageSampler:
         x = torch.randn((batch, t, c, h, w), device=device, generator=generator)
         args: dict = {}
         uncond: dict = {}
+        if self.image:
+            args["is_image"] = torch.ones(batch, dtype=torch.bool, device=device)
         if self.num_classes > 0:
             if labels is None:
                 raise ValueError("a class-conditional stage needs labels")
             args["class_labels"] = labels.to(device)
             uncond["class_labels"] = cond.null_labels(args["class_labels"], self.num_classes)
+        ctx_norm = None
         if self.frame_condition:
             if context is not None:
-                args["frame_cond"] = cond.context_frame_condition(
-                    self.normalizer.normalize(context.to(device)), t
-                )
+                ctx_norm = self.normalizer.normalize(context.to(device))
+                args["frame_cond"] = cond.context_frame_condition(ctx_norm, t)
             else:
                 args["frame_cond"] = torch.zeros((batch, t, c + 1, h, w), device=device)
             uncond["frame_cond"] = torch.zeros_like(args["frame_cond"])
@@ -103,6 +109,7 @@ class StageSampler:
                 eta=cfg.eta,
                 generator=generator,
                 self_condition=self.self_condition,
+                context=ctx_norm,
             )
         z0 = self.normalizer.denormalize(z0)
         if context is not None:

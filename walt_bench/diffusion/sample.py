@@ -34,20 +34,27 @@ def load_stage(spec, ckpt: str | Path, device: torch.device) -> tuple[StageSampl
     model = build_model(spec)
     which = load_weights(ckpt, model, part="denoiser", use_ema=True)
     model = model.to(device).eval()
+    return stage_sampler(spec, model, autocast=autocast_dtype(spec.train.precision, device)), which
+
+
+def stage_sampler(spec, model, *, autocast: torch.dtype | None = None) -> StageSampler:
+    """The :class:`StageSampler` of ``spec`` for a built (and loaded) :class:`LatentDiffusionModel`.
+
+    A model trained on an image dataset (``data.dataset = imagenet``: every item ``is_image``) samples with
+    ``is_image`` set, so its spatiotemporal layers keep the identity attention they were trained with (§4.2).
+    """
     m, t_lat = spec.model, spec.latent_shape
-    return (
-        StageSampler(
-            model,
-            spec.diffusion,
-            (t_lat[0], spec.tokenizer.latent_channels, t_lat[1], t_lat[2]),
-            model.normalizer,
-            num_classes=spec.data.num_classes,
-            self_condition=m.self_condition,
-            frame_condition=m.frame_condition,
-            lowres_condition=m.lowres_condition,
-            autocast=autocast_dtype(spec.train.precision, device),
-        ),
-        which,
+    return StageSampler(
+        model,
+        spec.diffusion,
+        (t_lat[0], spec.tokenizer.latent_channels, t_lat[1], t_lat[2]),
+        model.normalizer,
+        num_classes=spec.data.num_classes,
+        self_condition=m.self_condition,
+        frame_condition=m.frame_condition,
+        lowres_condition=m.lowres_condition,
+        image=spec.data.dataset == "imagenet",
+        autocast=autocast,
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
-from walt_bench.diffusion.objective import eps_from_v, x0_from_v
+from walt_bench.diffusion.objective import eps_from_v, q_sample, x0_from_v
 
 
 def ddim_timesteps(num_steps: int, num_train_steps: int = 1000, spacing: str = "trailing") -> torch.Tensor:
@@ -80,18 +80,30 @@ def sample_ddim(
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     self_condition: bool = False,
+    context: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """DDIM (Song et al. 2021, Eq. 12) from z_{t_S} = ``x`` (noise) down to t = 0; returns ẑ_0.
 
     With ``self_condition`` every step feeds the previous step's ẑ_0 as ``self_cond`` (zeros at the first
     step), as in §4.3 / Chen et al. ``callback`` receives {"i", "t", "x", "denoised"} after each step.
+
+    ``context`` (B, k, c, h, w): clean latents of the first k frames (frame prediction, §4.4). The loss never
+    trains v̂ on those frames, so their DDIM update is meaningless; instead, before every model call their z_t
+    is set to q_sample(context, γ(t), ε_ctx) (Eq. 1) with ε_ctx the initial noise of those frames, exactly the
+    input the model saw for them in training (and the path deterministic DDIM follows for a perfect model).
+    The returned ẑ_0 holds ``context`` in those frames.
     """
     extra_args = extra_args or {}
     b = x.shape[0]
     x0 = torch.zeros_like(x)
+    k = 0 if context is None else context.shape[1]
+    eps_ctx = x[:, :k].clone()
     for i in tqdm(range(len(timesteps) - 1), disable=disable, desc="DDIM", leave=False):
         t = torch.full((b,), float(timesteps[i]), device=x.device)
         s = torch.full((b,), float(timesteps[i + 1]), device=x.device)
+        if k:
+            x = x.clone()
+            x[:, :k] = q_sample(context.to(x.dtype), schedule.gamma(t), eps_ctx)
         kwargs = dict(extra_args)
         if self_condition:
             kwargs["self_cond"] = x0
@@ -102,6 +114,9 @@ def sample_ddim(
         x, x0 = ddim_step(x, v_hat, schedule.gamma(t), schedule.gamma(s), eta=eta, noise=noise)
         if callback is not None:
             callback({"i": i, "t": timesteps[i], "x": x, "denoised": x0})
+    if k:
+        x0 = x0.clone()
+        x0[:, :k] = context.to(x0.dtype)
     return x0
 
 

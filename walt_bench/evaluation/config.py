@@ -44,8 +44,9 @@ class EvalConfig(Section):
     )
     cache_dir: str = Field(
         ".cache/walt_bench/stats",
-        description="Where reference statistics are cached by (dataset, split, "
-        "protocol, extractor hash, count).",
+        description="Where reference statistics are cached, keyed by everything that changes them: dataset, "
+        "root, split, fold, the split's file list, clip geometry and sampling, protocol, counts, seed and the "
+        "extractor's weights hash.",
     )
     frame_offset: NonNegativeInt = Field(
         0,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from walt_bench.errors import DataError
+from walt_bench.errors import DataError, UserError, WeightsError
 from walt_bench.evaluation.extractors import Extractor
 from walt_bench.evaluation.frechet import RunningStats, frechet_distance, load_stats, save_stats
 from walt_bench.evaluation.inception_score import InceptionScore
@@ -67,7 +67,10 @@ class MetricAccumulator:
         if len(video) == 0:
             return
         out = self.fd(video)
+        _check_width(self.fd, out["features"], self.fd.feature_dim, "features")
         logits = out["logits"] if self.is_ is self.fd else (self.is_(video)["logits"] if self.is_ else None)
+        if logits is not None:
+            _check_width(self.is_, logits, self.is_.num_classes, "logits")
         per_clip = len(out["features"]) // len(video)
         start = 0
         while start < len(video):  # clips [start, stop) of this batch belong to one repeat
@@ -79,6 +82,15 @@ class MetricAccumulator:
                 self.scores[repeat].update(logits[rows])
             start = stop
         self.seen += len(video)
+
+
+def _check_width(extractor: Extractor, array: np.ndarray, width: int, what: str) -> None:
+    """A network that returns the wrong vector size is the wrong weights file, not a bug to trace."""
+    if array.ndim != 2 or array.shape[1] != width:
+        raise WeightsError(
+            f"{extractor.kind} network {extractor.weights} returned {what} of shape {tuple(array.shape)}; expected "
+            f"(N, {width}). The weights file is not the expected {extractor.kind} network."
+        )
 
 
 def run_batches(
@@ -107,15 +119,47 @@ def sample_batches(location, batch_size: int, limit: int, key: str | None = None
         yield to_pixels(block)
 
 
-def dataset_batches(spec, split: str, count: int, batch_size: int) -> Iterator[torch.Tensor]:
-    """``count`` real clips of ``split`` through the data layer, in a seeded order; epochs repeat with new
-    clip windows when the split holds fewer videos than ``count``."""
+def reference_dataset(spec, split: str):
+    """The real-data split behind reference statistics.
+
+    UCF-101 is a fixed benchmark archive: a video its split list names but that is missing on disk would
+    silently change the reference set, so it is an error here (training only warns; `walt-bench data check`
+    lists them). Kinetics clips disappear from YouTube, so there the missing ones are left out, as is standard.
+    """
     from walt_bench.data import build_dataset
-    from walt_bench.data.base import ItemKey
 
     dataset = build_dataset(spec.data, split=split)
+    missing = [path for path, _ in getattr(dataset, "missing", [])]
+    if spec.data.dataset == "ucf101" and missing:
+        raise DataError(
+            f"UCF-101 {split} (fold {spec.data.fold}) under {spec.data.root}: {len(missing)} video(s) named in the "
+            f"split list are missing on disk, e.g. {missing[0]}. Reference statistics over an incomplete split "
+            "are not the protocol's; restore the files (re-extract UCF101.rar) or fix the split list. "
+            "`walt-bench data check --spec FILE` lists them all."
+        )
     if len(dataset) == 0:
         raise DataError(f"{spec.data.dataset} split {split!r} under {spec.data.root} holds no clips.")
+    return dataset
+
+
+def dataset_fingerprint(dataset) -> str:
+    """sha256 of the (file name, label) list of a dataset: changes when a split list or annotation CSV does."""
+    digest = hashlib.sha256()
+    samples = getattr(dataset, "samples", None)
+    if samples is None:
+        digest.update(f"{type(dataset).__name__}:{len(dataset)}".encode())
+    else:
+        for path, label in samples:
+            digest.update(f"{Path(path).as_posix()}\t{label}\n".encode())
+    return digest.hexdigest()
+
+
+def dataset_batches(spec, split: str, count: int, batch_size: int, dataset=None) -> Iterator[torch.Tensor]:
+    """``count`` real clips of ``split`` through the data layer, in a seeded order; epochs repeat with new
+    clip windows when the split holds fewer videos than ``count``."""
+    from walt_bench.data.base import ItemKey
+
+    dataset = dataset if dataset is not None else reference_dataset(spec, split)
     rng = np.random.default_rng(spec.run.seed)
     keys: list[ItemKey] = []
     epoch = 0
@@ -143,20 +187,37 @@ class KeyedClips(torch.utils.data.Dataset):
         return self.dataset[self.keys[j]]["video"]
 
 
-def _cache_path(spec, settings: Settings, extractor: Extractor) -> Path:
-    key = dict(
-        dataset=spec.data.dataset,
-        root=str(Path(spec.data.root).resolve()),
+CACHE_KEY_VERSION = 2  # bump when the key or the statistics computation changes
+
+
+def cache_key(spec, settings: Settings, extractor: Extractor, fingerprint: str) -> dict:
+    """Everything that changes reference statistics: the data (root, split, fold, list/CSV contents, clip
+    geometry and sampling), the protocol and its counts, and the extractor (kind, backend, weights hash)."""
+    data = spec.data
+    return dict(
+        version=CACHE_KEY_VERSION,
+        dataset=data.dataset,
+        root=str(Path(data.root).resolve()),
+        annotations=str(Path(data.annotations).resolve()) if data.annotations else None,
         split=settings.reference_split,
+        fold=data.fold,
+        samples=fingerprint,
+        frames=data.num_frames,
+        frame_stride=data.frame_stride,
+        clip_sampling=data.clip_sampling,
+        size=(data.height, data.width),
+        skip_unreadable=data.skip_unreadable,
         protocol=settings.protocol.name,
-        extractor=extractor.weights_sha256,
         n=settings.reference_samples,
-        frames=spec.data.num_frames,
         offset=settings.frame_offset,
-        size=(spec.data.height, spec.data.width),
         covariance=settings.covariance,
         seed=spec.run.seed,
+        extractor=(extractor.kind, extractor.backend, extractor.weights_sha256),
     )
+
+
+def _cache_path(spec, settings: Settings, extractor: Extractor, fingerprint: str) -> Path:
+    key = cache_key(spec, settings, extractor, fingerprint)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     name = f"{spec.data.dataset}-{settings.reference_split}-{settings.protocol.name}-{digest}.npz"
     return Path(spec.eval.cache_dir) / name
@@ -183,13 +244,19 @@ def reference_statistics(
         return mu, sigma, {**meta, "source": given}
     if samples is not None and has_array(samples, "references"):
         return _from_arrays(spec, settings, extractor, samples, "references", progress)
-    path = _cache_path(spec, settings, extractor)
+    dataset = reference_dataset(spec, settings.reference_split)
+    path = _cache_path(spec, settings, extractor, dataset_fingerprint(dataset))
     if path.is_file():
-        mu, sigma, meta = load_stats(path)
-        return mu, sigma, {**meta, "source": str(path), "cached": True}
+        try:
+            mu, sigma, meta = load_stats(path)
+        except DataError as exc:  # a broken cache entry is recomputed, not fatal
+            warnings.warn(f"ignoring unreadable cached statistics: {exc}", RuntimeWarning, stacklevel=2)
+        else:
+            if mu.size == extractor.feature_dim and meta.get("num_samples") == settings.reference_samples:
+                return mu, sigma, {**meta, "source": str(path), "cached": True}
     acc = MetricAccumulator(extractor, None, settings, settings.reference_samples, 1)
     batches = dataset_batches(
-        spec, settings.reference_split, settings.reference_samples, spec.eval.batch_size
+        spec, settings.reference_split, settings.reference_samples, spec.eval.batch_size, dataset
     )
     run_batches(batches, acc, settings, "reference features", progress)
     mu, sigma, meta = _finish(acc, settings, {"source": str(path), "cached": False})
@@ -236,6 +303,13 @@ def score_samples(
     from walt_bench.evaluation.samples import open_samples
 
     available = len(open_samples(samples))
+    requested = spec.eval.num_samples
+    if requested is not None and available < requested:
+        raise UserError(
+            f"{samples} holds {available} clips but eval.num_samples={requested} asks for {requested} per repeat. "
+            f"Generate at least {requested} clips, or set eval.num_samples={available} (numbers from fewer clips "
+            "are not comparable with published ones)."
+        )
     wanted = settings.num_samples * settings.repeats
     repeats, per_repeat = settings.repeats, settings.num_samples
     if available < wanted:

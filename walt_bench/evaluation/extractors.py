@@ -15,8 +15,18 @@ synthetic  ``eval.classifier_weights`` / ``WALT_SYNTHETIC_CLASSIFIER``  none (na
 =========  ===========================================================  =====================================
 
 Default files live in ``$WALT_WEIGHTS_DIR`` (default ``~/.cache/walt_bench/weights``). The I3D TorchScript file
-is StyleGAN-V's ``i3d_torchscript.pt``, called as ``model(x, rescale=False, resize=False,
-return_features=True)`` with ``x`` (B, 3, T, 224, 224) in [-1, 1]; it returns the 400 logits before softmax.
+is StyleGAN-V's ``i3d_torchscript.pt``. Its ``forward(x, rescale, resize, return_features)`` takes ``x`` as
+(B, 3, T, H, W); ``rescale=True`` maps [0, 255] to [-1, 1] and ``resize=True`` resizes with PyTorch's
+interpolation (half-pixel centres), which is how StyleGAN-V's own metrics call it (``rescale=True, resize=True``
+on uint8 clips). We call it as ``model(x, rescale=False, resize=False, return_features=True)`` — the convention of
+universome's fvd-comparison and common_metrics_on_video_quality — with ``x`` already TF1-resized to 224x224 and
+scaled to [-1, 1] by :func:`i3d_input`, so the network sees exactly the tensor of the TF reference FVD. It
+returns the 400 Kinetics logits before the softmax, which are the FVD features.
+
+The FID InceptionV3 follows torch-fidelity and ADM's TF evaluator (TF1 bilinear resize to 299 without half-pixel
+centres). pytorch-fid uses the same weights but resizes with ``F.interpolate(align_corners=False)`` (half-pixel
+centres), so for inputs that are not 299x299 its FID differs slightly from ours; its ``.npz`` statistics files
+(``mu``, ``sigma``) are read and written as they are.
 """
 
 from __future__ import annotations
@@ -49,8 +59,8 @@ DEFAULT_FILES = {
 DESCRIPTIONS = {
     "i3d": "the Kinetics-400 I3D: StyleGAN-V's TorchScript i3d_torchscript.pt, a state dict of "
     "walt_bench.evaluation.i3d.InceptionI3d, or the TF-Hub module deepmind/i3d-kinetics-400/1 (tfhub extra)",
-    "inception": "the FID InceptionV3 weights pt_inception-2015-12-05-6726825d.pth (pytorch-fid / torch-fidelity "
-    "release)",
+    "inception": "the FID InceptionV3 weights pt_inception-2015-12-05-6726825d.pth (the file pytorch-fid and "
+    "torch-fidelity download)",
     "c3d": "the C3D UCF-101 classifier as a state dict of walt_bench.evaluation.c3d.C3D (converted from MAGVIT's "
     "c3d_ucf101 checkpoint)",
     "synthetic": "the synthetic-data classifier made by `walt-bench eval train-classifier --spec FILE --out PATH`",
@@ -137,16 +147,22 @@ def load_state_dict_into(module: torch.nn.Module, path: str | Path, kind: str) -
         raise WeightsError(
             f"{path} holds a {type(state).__name__}, not a state dict. Expected {DESCRIPTIONS[kind]}."
         )
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    missing, unexpected = module.load_state_dict(state, strict=False)
+    state = {str(k).removeprefix("module."): v for k, v in state.items()}
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
     wrong = [
-        k for k, v in state.items() if k in module.state_dict() and module.state_dict()[k].shape != v.shape
+        f"{k} {tuple(getattr(v, 'shape', ()))} != {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and (not isinstance(v, torch.Tensor) or v.shape != own[k].shape)
     ]
-    if missing or unexpected or wrong:
+    if missing or unexpected or wrong:  # checked before loading: a shape mismatch would raise RuntimeError
         raise WeightsError(
-            f"{path} does not match {type(module).__name__}: missing {missing[:5]}, unexpected {unexpected[:5]} "
-            f"({len(missing)} / {len(unexpected)} in all). Expected {DESCRIPTIONS[kind]}."
+            f"{path} does not match {type(module).__name__}: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"wrong shape {wrong[:3]} ({len(missing)} / {len(unexpected)} / {len(wrong)} in all). "
+            f"Expected {DESCRIPTIONS[kind]}."
         )
+    module.load_state_dict(state, strict=True)
     return module.eval()
 
 
@@ -211,6 +227,7 @@ def load_i3d(location: str, backend: str = "auto", device: str | torch.device = 
             raise WeightsError(
                 f"cannot load TorchScript I3D {location}: {exc}. Expected {DESCRIPTIONS['i3d']}."
             ) from exc
+        _check_i3d_signature(script, location)
 
         def run(video):
             return _both(script(i3d_input(video), rescale=False, resize=False, return_features=True))
@@ -222,6 +239,23 @@ def load_i3d(location: str, backend: str = "auto", device: str | torch.device = 
     return Extractor(
         "i3d", "state_dict", location, 400, 400, lambda v: _both(model(i3d_input(v))), device, model
     )
+
+
+I3D_FLAGS = ("rescale", "resize", "return_features")
+
+
+def _check_i3d_signature(script, location: str) -> None:
+    """The TorchScript I3D must take the flags we pass; otherwise it is not StyleGAN-V's network."""
+    try:
+        names = {a.name for a in script.forward.schema.arguments}
+    except (AttributeError, RuntimeError):  # no readable schema: trust the file, errors surface at call
+        return
+    absent = [flag for flag in I3D_FLAGS if flag not in names]
+    if absent:
+        raise WeightsError(
+            f"TorchScript {location} has forward({', '.join(sorted(names - {'self'}))}), without {absent}. "
+            f"Expected {DESCRIPTIONS['i3d']}, whose forward takes {', '.join(I3D_FLAGS)}."
+        )
 
 
 def _both(logits: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -267,8 +301,15 @@ def load_synthetic(location: str, device: str | torch.device = "cpu") -> Extract
             f"{meta_path} is missing; it is written beside the weights by `walt-bench eval "
             "train-classifier`. Retrain the classifier or copy the JSON along with the weights."
         )
-    meta = json.loads(meta_path.read_text())
-    model = SyntheticVideoClassifier(meta["num_classes"], meta["width"])
+    try:
+        meta = json.loads(meta_path.read_text())
+        num_classes, width = int(meta["num_classes"]), int(meta["width"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(
+            f"{meta_path} is not the classifier description written by `walt-bench eval train-classifier` "
+            f"(needs integer 'num_classes' and 'width'; {type(exc).__name__}: {exc}). Retrain the classifier."
+        ) from exc
+    model = SyntheticVideoClassifier(num_classes, width)
     model = load_state_dict_into(model, location, "synthetic").to(torch.device(device))
     return Extractor(
         "synthetic", "state_dict", location, model.feature_dim, model.num_classes, model, torch.device(device)

@@ -17,6 +17,7 @@ Statistics files use pytorch-fid's ``.npz`` layout (``mu``, ``sigma``); extra ke
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -43,17 +44,21 @@ def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
 
 
 def _is_diagonal(matrix: np.ndarray) -> bool:
+    """True only when every off-diagonal entry is exactly 0 (a NaN off the diagonal counts as non-zero)."""
     return not np.any(matrix[~np.eye(matrix.shape[0], dtype=bool)])
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """tr((S1^1/2 S2 S1^1/2)^1/2) = tr((S1 S2)^1/2) for PSD S1, S2 (float64).
 
-    Two diagonal matrices take the exact closed form sum_i sqrt(a_i b_i) (no eigendecomposition).
+    Two exactly diagonal matrices take the closed form sum_i sqrt(a_i) sqrt(b_i) (no eigendecomposition);
+    each variance is clipped at 0 on its own, exactly as the general route clips the eigenvalues of S1, so
+    the shortcut and the general route agree even on slightly non-PSD (round-off) input.
     """
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
     if _is_diagonal(sigma1) and _is_diagonal(sigma2):
-        return float(np.sqrt(np.clip(np.diag(sigma1) * np.diag(sigma2), 0.0, None)).sum())
+        roots = np.sqrt(np.clip(np.diag(sigma1), 0.0, None)) * np.sqrt(np.clip(np.diag(sigma2), 0.0, None))
+        return float(roots.sum())
     root1 = sqrtm_psd(sigma1)
     middle = root1 @ np.asarray(sigma2, dtype=np.float64) @ root1
     eigval = np.linalg.eigvalsh(0.5 * (middle + middle.T))
@@ -61,8 +66,11 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); >= 0 (Heusel et al. 2017, eq. 6)."""
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); >= 0 (Heusel et al. 2017, eq. 6).
+
+    Means may come as (d,) or (1, d) (both layouts exist in saved statistics); covariances must be (d, d).
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64).reshape(-1), np.asarray(mu2, np.float64).reshape(-1)
     sigma1, sigma2 = (
         np.atleast_2d(np.asarray(sigma1, np.float64)),
         np.atleast_2d(np.asarray(sigma2, np.float64)),
@@ -72,6 +80,12 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
             f"Fréchet distance needs statistics of one feature size: got mu {mu1.shape} / {mu2.shape}, "
             f"sigma {sigma1.shape} / {sigma2.shape}. Compute both with the same extractor."
         )
+    for name, value in (("mu", mu1), ("mu", mu2), ("sigma", sigma1), ("sigma", sigma2)):
+        if not np.all(np.isfinite(value)):
+            raise DataError(
+                f"Fréchet distance got a {name} with NaN or infinite entries; the features behind it are broken "
+                "(e.g. a diverged model or corrupt statistics file). Recompute the statistics."
+            )
     diff = mu1 - mu2
     value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
     # The true value is a squared distance (>= 0); round-off on identical sets can give -1e-12.
@@ -142,7 +156,19 @@ def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     if not path.is_file():
         raise DataError(f"statistics file {path} does not exist; compute it with `walt-bench eval stats`.")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"cannot read statistics file {path} ({exc}); expected an .npz with 'mu' (d,) and 'sigma' (d, d) as "
+            "written by `walt-bench eval stats` or pytorch-fid --save-stats. Recompute it."
+        ) from exc
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(
+            f"{path} holds a single array {getattr(loaded, 'shape', '')}, not an .npz with 'mu' and 'sigma'; "
+            "write statistics with `walt-bench eval stats` or pytorch-fid --save-stats."
+        )
+    try:
+        with loaded as data:
             keys = set(data.files)
             if not {"mu", "sigma"} <= keys:
                 raise DataError(
@@ -151,6 +177,13 @@ def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
                     "eval.reference_stats and `walt-bench eval` computes their statistics."
                 )
             meta = {k: data[k].item() for k in keys - {"mu", "sigma"} if data[k].ndim == 0}
-            return data["mu"].astype(np.float64), data["sigma"].astype(np.float64), meta
-    except (OSError, ValueError) as exc:
+            mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read statistics file {path}: {exc}") from exc
+    mu = mu.reshape(-1) if mu.ndim == 2 and 1 in mu.shape else mu
+    if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
+        raise DataError(
+            f"{path}: mu has shape {mu.shape} and sigma {sigma.shape}; expected mu (d,) and sigma (d, d) of one "
+            "feature size d. The file is not a pytorch-fid / walt-bench statistics file; recompute it."
+        )
+    return mu, sigma, meta

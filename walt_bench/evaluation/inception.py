@@ -7,6 +7,8 @@ A/C/E blocks, and a max pool in the branch-pool of the last E block.
 
 Preprocessing follows torch-fidelity and ADM's TF evaluator (identical graphs): pixel values in [0, 255] are
 resized to 299x299 with TF1's bilinear resize (no half-pixel centres), then mapped by ``(x - 128) / 128``.
+pytorch-fid loads the same weights but resizes with ``F.interpolate(mode="bilinear", align_corners=False)``
+(half-pixel centres), so on inputs that are not 299x299 our FID matches torch-fidelity and ADM, not pytorch-fid.
 Outputs: ``pool_3`` (2048-d, the FID features), ``logits`` (1008, with bias) and ``logits_unbiased``
 (``pool_3 @ W^T``, no bias; torch-fidelity's IS and ADM's IS use these).
 """

@@ -25,14 +25,19 @@ class NpzRows:
 
     def __init__(self, path: str | Path, key: str):
         self.path, self.key = Path(path), key
-        with zipfile.ZipFile(self.path) as zf, zf.open(f"{key}.npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            read = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            self.shape, self.fortran, self.dtype = read(fh)
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(f"{key}.npy") as fh:
+                version = np.lib.format.read_magic(fh)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                self.shape, self.fortran, self.dtype = read(fh)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(
+                f"{self.path}:{key} is not a readable .npy array ({exc}); rewrite the file."
+            ) from exc
 
     def __len__(self) -> int:
         return int(self.shape[0])
@@ -56,7 +61,15 @@ class NpzRows:
             done = 0
             while done < total:
                 n = min(rows, total - done)
-                buf = fh.read(n * row_bytes)
+                try:
+                    buf = fh.read(n * row_bytes)
+                except (OSError, EOFError, zipfile.BadZipFile) as exc:
+                    raise DataError(f"{self.path}:{self.key} is corrupt near row {done} ({exc}).") from exc
+                if len(buf) != n * row_bytes:
+                    raise DataError(
+                        f"{self.path}:{self.key} ends after {done + len(buf) // max(row_bytes, 1)} of its "
+                        f"{len(self)} rows: the file is truncated. Write it again."
+                    )
                 yield np.frombuffer(buf, dtype=self.dtype).reshape((n, *self.shape[1:]))
                 done += n
 
@@ -68,12 +81,25 @@ def open_samples(location: str | Path, key: str | None = None) -> NpzRows:
         path = path / "samples.npz"
     if not path.is_file():
         raise DataError(f"samples file {path} does not exist; write it with `walt-bench sample --out DIR`.")
-    with zipfile.ZipFile(path) as zf:
-        keys = [n.removesuffix(".npy") for n in zf.namelist()]
+    if not zipfile.is_zipfile(path):
+        raise DataError(
+            f"{path} is not an .npz archive; expected np.savez output with 'videos' uint8 (N, T, H, W, 3) "
+            "(`walt-bench sample --out DIR`) or ADM's 'arr_0' uint8 (N, H, W, 3)."
+        )
+    try:
+        with zipfile.ZipFile(path) as zf:
+            keys = [n.removesuffix(".npy") for n in zf.namelist()]
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read samples file {path}: {exc}") from exc
     for candidate in [key] if key else ["videos", "arr_0"]:
         if candidate in keys:
             rows = NpzRows(path, candidate)
-            if rows.dtype != np.uint8 or len(rows.shape) not in (4, 5) or rows.shape[-1] != 3:
+            if (
+                rows.dtype != np.uint8
+                or len(rows.shape) not in (4, 5)
+                or rows.shape[-1] != 3
+                or 0 in rows.shape[1:]
+            ):
                 raise DataError(
                     f"{path}:{candidate} is {rows.dtype} {rows.shape}; expected uint8 (N, T, H, W, 3) videos or "
                     "(N, H, W, 3) images."
@@ -87,8 +113,11 @@ def has_array(location: str | Path, key: str) -> bool:
     path = path / "samples.npz" if path.is_dir() else path
     if not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as zf:
-        return f"{key}.npy" in zf.namelist()
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return f"{key}.npy" in zf.namelist()
+    except (OSError, zipfile.BadZipFile):  # unreadable: the reader that opens it next reports the error
+        return False
 
 
 def to_pixels(block: np.ndarray) -> torch.Tensor:
