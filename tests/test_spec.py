@@ -144,3 +144,17 @@ def test_cli_show_prints_resolved_yaml(capsys):
     assert main(["spec", "show", str(REPO / "experiments/base/default.yaml"), "model.lora_rank=64"]) == 0
     out = capsys.readouterr().out
     assert "lora_rank: 64" in out and out.startswith("# spec hash: ")
+
+
+def test_joint_training_rejects_spatiotemporal_cross_attention():
+    overrides = [
+        "data.image_root=/imgs",
+        "data.image_ratio=0.5",
+        "model.text_dim=16",
+        "model.cross_attention=all",
+    ]
+    (problem,) = problems_of(None, overrides)
+    assert problem.startswith("model.cross_attention: got 'all'")
+    assert (
+        load_spec(None, [*overrides[:3], "model.cross_attention=spatial"]).model.cross_attention == "spatial"
+    )

@@ -254,9 +254,14 @@ def cross_field_problems(spec: ExperimentSpec | dict[str, Section]) -> list[str]
     sec = spec if isinstance(spec, dict) else {k: getattr(spec, k) for k in ExperimentSpec.model_fields}
     d, tok, m, diff = (sec.get(k) for k in ("data", "tokenizer", "model", "diffusion"))
     problems: list[str] = []
-    if d is not None and diff is not None and d.image_ratio > 0 and not d.image_root:
+    if d is not None and d.image_ratio > 0 and not d.image_root:
         problems.append(
             f"data.image_ratio: got {d.image_ratio} - joint image-video training needs data.image_root"
+        )
+    if d is not None and m is not None and d.image_ratio > 0 and m.text_dim and m.cross_attention == "all":
+        problems.append(
+            "model.cross_attention: got 'all' - joint image-video training uses spatial-window cross-attention "
+            "only (§4.3), so image stacks never mix frames; set model.cross_attention=spatial"
         )
     if m is not None and diff is not None:
         if diff.p_sc > 0 and not getattr(m, "self_condition", True):
