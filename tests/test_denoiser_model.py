@@ -222,3 +222,19 @@ def test_inputs_the_model_was_not_built_for_are_rejected():
         model(latents(), torch.rand(2), self_cond=latents())
     with pytest.raises(ValueError, match="text"):
         model(latents(), torch.rand(2), text=torch.randn(2, 3, 8))
+
+
+def test_activation_checkpointing_recomputes_without_changing_gradients():
+    z, t, y = latents(), torch.rand(2), torch.tensor([0, 1])
+    grads, calls = [], []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = tiny().train()
+        model.activation_checkpointing = recompute
+        count = [0]
+        model.layers[0].register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+        model(z, t, class_labels=y).square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+        calls.append(count[0])
+    assert calls == [1, 2]  # the checkpointed layer ran again in the backward pass
+    torch.testing.assert_close(grads[1], grads[0])

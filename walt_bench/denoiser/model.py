@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from walt_bench.denoiser.attention import Grid
 from walt_bench.denoiser.conditioning import LabelEmbedder, SharedAdaLN, TimestepEmbedder
@@ -115,6 +116,7 @@ class WALT(nn.Module):
         num_classes: int,
     ):
         super().__init__()
+        self.activation_checkpointing = False  # the engine sets it (train.activation_checkpointing)
         size = resolve_size(cfg)
         t, h, w = latent_size
         p = cfg.patch_size
@@ -267,9 +269,21 @@ class WALT(nn.Module):
         text_tokens = self.text_proj(text) if text is not None else None  # (B, L, D)
 
         # 4. layers: spatial (SW) and spatiotemporal (STW, identity for images) alternate
+        #    (with activation checkpointing, set by the engine from train.activation_checkpointing, each
+        #    layer's activations are recomputed in the backward pass instead of stored)
+        recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for layer in self.layers:
-            window = self.window_for(layer.kind, grid)
-            x = layer(x, grid, window, cond_act, shared, is_image, text_tokens, text_mask)
+            args = (
+                x,
+                grid,
+                self.window_for(layer.kind, grid),
+                cond_act,
+                shared,
+                is_image,
+                text_tokens,
+                text_mask,
+            )
+            x = checkpoint(layer, *args, use_reentrant=False) if recompute else layer(*args)
 
         # 5. final AdaLN + linear, unpatchify to v_hat
         x = self.final(x, cond_act)  # (B, N, p*p*c)
