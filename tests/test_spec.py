@@ -70,6 +70,7 @@ def test_hash_is_canonical_and_ignores_what_cannot_change_results(tmp_path):
     assert load_spec(a).hash == load_spec(b).hash
     assert load_spec(a, ["tracking.experiment=other"]).hash == load_spec(a).hash
     assert load_spec(a, ["train.log_every=7", "data.num_workers=0"]).hash == load_spec(a).hash
+    assert load_spec(a, ["description=another note"]).hash == load_spec(a).hash
     assert load_spec(a, ["model.lora_rank=8"]).hash != load_spec(a).hash
     assert len(load_spec(a).hash) == 12
 

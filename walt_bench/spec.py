@@ -11,9 +11,9 @@ checks that span sections (the latent grid follows from the clip and the tokeniz
 tile the latent grid after patchify; conditioning rates need the matching model inputs).
 
 The spec hash is the SHA-256 of the canonical JSON of the resolved spec minus the fields that cannot
-change results (:data:`HASH_EXCLUDES`: tracking, sweep, logging/checkpoint cadence, loader workers),
-cut to 12 hex digits. It names run
-directories and is stored with every checkpoint, result file and MLflow run.
+change results (:data:`HASH_EXCLUDES`: description, tracking, sweep, logging/checkpoint cadence, loader
+workers), cut to 12 hex digits. It names run directories and is stored with every checkpoint, result file
+and MLflow run.
 
     spec = load_spec("experiments/smoke/default.yaml", ["model.lora_rank=4"])
     spec.latent_shape  # (t, h, w) = (1 + (T-1)/f_t, H/f_s, W/f_s)
@@ -41,9 +41,10 @@ from walt_bench.sweeps.config import SweepConfig
 from walt_bench.tokenizer.config import TokenizerConfig
 from walt_bench.tracking.config import TrackingConfig
 
-# Fields that cannot change a run's results: where it is logged, how often it reports or keeps
-# checkpoints, how many loader processes read the (deterministic) data.
+# Fields that cannot change a run's results: its prose, where it is logged, how often it reports or
+# keeps checkpoints, how many loader processes read the (deterministic) data.
 HASH_EXCLUDES = (
+    "description",
     "tracking",
     "sweep",
     "train.log_every",
