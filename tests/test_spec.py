@@ -159,3 +159,12 @@ def test_joint_training_rejects_spatiotemporal_cross_attention():
     assert (
         load_spec(None, [*overrides[:3], "model.cross_attention=spatial"]).model.cross_attention == "spatial"
     )
+
+
+def test_with_overrides_revalidates_a_loaded_spec():
+    # A sweep trial is a set of overrides on a loaded spec.
+    spec = load_spec(None)
+    assert spec.with_overrides(["model.lora_rank=64"]).model.lora_rank == 64
+    assert spec.model.lora_rank == 2  # the original is unchanged
+    with pytest.raises(SpecError, match="model.st_window"):
+        spec.with_overrides(["model.st_window=[5,3,3]"])
