@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from walt_bench.cli import add_spec_args
+
 
 def register(subparsers) -> None:
     """Add ``data`` with its sub-commands ``synth`` and ``check`` to the CLI's subparsers."""
@@ -31,10 +33,7 @@ def register(subparsers) -> None:
     check = sub.add_parser(
         "check", help="read every item of a spec's dataset; list unreadable files (exit 1)"
     )
-    check.add_argument("--spec", required=True, help="experiment spec (YAML)")
-    check.add_argument(
-        "overrides", nargs="*", default=[], help="dotted key=value overrides, e.g. data.root=/data"
-    )
+    add_spec_args(check)
     check.add_argument(
         "--splits", nargs="+", default=None, help="splits to read (default: all of the dataset)"
     )

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from walt_bench.cli import add_spec_args
+
 
 def register(subparsers) -> None:
     model = subparsers.add_parser("model", help="inspect the W.A.L.T denoiser a spec builds")
@@ -17,12 +19,9 @@ def register(subparsers) -> None:
     info = sub.add_parser(
         "info", help="JSON: parameter count (total and by part), tokens per sample, FLOPs per training sample"
     )
-    info.add_argument("--spec", required=True, metavar="FILE", help="experiment spec (YAML)")
+    add_spec_args(info)
     info.add_argument("--text-len", type=int, default=None, help="text tokens for cross-attention FLOPs (77)")
     info.add_argument("--out", default=None, metavar="FILE", help="also write the JSON here")
-    info.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. model.lora_rank=16"
-    )
     info.set_defaults(handler=_model_info)
 
 

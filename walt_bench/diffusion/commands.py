@@ -8,19 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 
-
-def _add_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--spec", required=True, metavar="FILE", help="experiment spec (YAML)")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. diffusion.p_sc=0.3"
-    )
+from walt_bench.cli import add_spec_args
 
 
 def register(subparsers) -> None:
     train = subparsers.add_parser(
         "train", help="train the W.A.L.T diffusion model of a spec (through the engine)"
     )
-    _add_spec(train)
+    add_spec_args(train)
     train.add_argument(
         "--resume", default="auto", metavar="auto|never|PATH", help="resume from the newest checkpoint (auto)"
     )
@@ -31,7 +26,7 @@ def register(subparsers) -> None:
     sample = subparsers.add_parser(
         "sample", help="sample clips from a trained checkpoint (MP4, GIF grid, npz)"
     )
-    _add_spec(sample)
+    add_spec_args(sample)
     sample.add_argument(
         "--ckpt",
         default=None,

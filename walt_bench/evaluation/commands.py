@@ -16,6 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
+from walt_bench.cli import add_spec_args
+
 SUBCOMMANDS = ("run", "stats", "fd", "train-classifier")
 
 
@@ -27,7 +29,7 @@ def _sub_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("b", metavar="B.npz")
         parser.add_argument("--json", action="store_true", help="print a JSON object instead of the number")
         return parser
-    parser.add_argument("--spec", required=True, metavar="FILE", help="experiment spec (YAML)")
+    add_spec_args(parser)
     if name == "run":
         parser.description = "Metrics of a samples dir under the spec's eval protocol; writes a metrics JSON."
         parser.add_argument(
@@ -44,7 +46,6 @@ def _sub_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--out", metavar="PATH", help="state dict (default: <run.out_dir>/synthetic_classifier.pt)"
         )
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted spec overrides")
     return parser
 
 
