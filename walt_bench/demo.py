@@ -29,11 +29,9 @@ def default_spec_path() -> Path:
     return Path(__file__).resolve().parents[1] / DEFAULT_SPEC
 
 
-def demo_stages(spec_file: str, overrides: list[str], spec) -> list[tuple[str, list[str]]]:
-    """(stage name, argv) of every stage, in order."""
-    from walt_bench.engine import run_dir_for
-
-    samples = run_dir_for(spec.run.out_dir, spec.run.name, spec.hash) / "samples"
+def demo_stages(spec_file: str, overrides: list[str], spec, run_dir: Path) -> list[tuple[str, list[str]]]:
+    """(stage name, argv) of every stage, in order; samples go to ``run_dir/samples``."""
+    samples = run_dir / "samples"
     with_spec = ["--spec", spec_file]
     stages = []
     if not (Path(spec.data.root) / "ucfTrainTestlist").is_dir():
@@ -63,8 +61,8 @@ def run_demo(spec_file: str | None = None, overrides: list[str] | None = None) -
         raise UserError(
             f"demo: data.dataset={spec.data.dataset!r}; the demo runs on the synthetic (ucf101-layout) data"
         )
-    stages = demo_stages(spec_file, overrides, spec)
     run_dir = run_dir_for(spec.run.out_dir, spec.run.name, spec.hash)
+    stages = demo_stages(spec_file, overrides, spec, run_dir)
     record: dict = {"spec": spec_file, "overrides": overrides, "spec_hash": spec.hash, "stages": []}
     start = time.perf_counter()
     for i, (name, argv) in enumerate(stages, 1):
