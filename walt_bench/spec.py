@@ -329,6 +329,8 @@ def spec_fields(node: BaseModel | None = None, prefix: str = "") -> list[tuple[s
     for name, field in type(node).model_fields.items():
         value = getattr(node, name)
         if isinstance(value, BaseModel):
+            if field.description:  # a nested section that says what its defaults are (tokenizer.train)
+                rows.append((f"{prefix}{name}", field.description, "(section)"))
             rows.extend(spec_fields(value, f"{prefix}{name}."))
         else:
             rows.append((f"{prefix}{name}", field.description or "", value))
