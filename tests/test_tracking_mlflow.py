@@ -7,7 +7,13 @@ from engine_tiny import TinyNet, configs, make_loader, regression_loss
 
 from walt_bench.engine import Part, train
 from walt_bench.tracking.config import TrackingConfig
-from walt_bench.tracking.mlflow import NullTracker, flatten_params, resolve_uri, start_tracking
+from walt_bench.tracking.mlflow import (
+    NullTracker,
+    artifact_location,
+    flatten_params,
+    resolve_uri,
+    start_tracking,
+)
 
 
 def test_flatten_params_uses_dotted_keys_and_truncates_long_values():
@@ -67,3 +73,8 @@ def test_training_run_and_its_resumption_are_logged_to_one_mlflow_run(tmp_path):
     assert history[-1].value == result.summary["final_loss"]
     assert {"lr", "grad_norm", "samples_per_s", "tokens_per_s", "peak_mem_gib"} <= set(run.data.metrics)
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"spec.yaml", "summary.json"}
+
+
+def test_sqlite_store_keeps_artifacts_beside_the_database(tmp_path):
+    assert artifact_location(f"sqlite:///{tmp_path}/mlflow.db") == (tmp_path / "mlruns").as_uri()
+    assert artifact_location("http://127.0.0.1:5000") is None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from walt_bench.tracking.config import TrackingConfig
@@ -48,6 +49,15 @@ def flatten_params(d: Mapping[str, Any], prefix: str = "", max_len: int = MAX_PA
     return out
 
 
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a SQLite store live beside the database file (``<db dir>/mlruns``), not in whatever
+    directory the process happens to run in; other stores keep MLflow's default (None)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    return (Path(uri[len(prefix) :]).expanduser().resolve().parent / "mlruns").as_uri()
+
+
 def ensure_experiment(uri: str, name: str) -> str:
     """Id of experiment ``name`` in store ``uri``, creating it if needed (call before workers start)."""
     from mlflow.exceptions import MlflowException
@@ -58,7 +68,7 @@ def ensure_experiment(uri: str, name: str) -> str:
     if exp is not None:
         return exp.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, artifact_location=artifact_location(uri))
     except MlflowException:  # created concurrently by another process
         return client.get_experiment_by_name(name).experiment_id
 
