@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,15 @@ def test_with_overrides_revalidates_a_loaded_spec():
     assert spec.model.lora_rank == 2  # the original is unchanged
     with pytest.raises(SpecError, match="model.st_window"):
         spec.with_overrides(["model.st_window=[5,3,3]"])
+
+
+def test_overrides_may_follow_options(capsys):
+    path = str(REPO / "experiments/base/default.yaml")
+    assert (
+        main(["model", "info", "--spec", path, "model.size=tiny", "--text-len", "0", "model.lora_rank=4"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["overrides"] == ["model.size=tiny", "model.lora_rank=4"]
+    with pytest.raises(SystemExit) as info:
+        main(["model", "info", "--spec", path, "--bogus-flag"])
+    assert info.value.code == 2

@@ -101,7 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Overrides may also follow options (`train --spec F a=1 --no-progress b=2`): argparse leaves the
+    # later ones unparsed; take them when they are key=value, else let argparse report the error.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.parse_args(argv)  # prints argparse's message and exits 2
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
