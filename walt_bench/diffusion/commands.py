@@ -63,8 +63,10 @@ def _train(args: argparse.Namespace) -> int:
     result = run_train(
         spec, resume=args.resume, progress=False if args.no_progress else None, stop_at_step=args.stop_at_step
     )
+    from walt_bench.engine import is_main_process
+
     s = result.summary
-    if result.run_dir is not None:
+    if result.run_dir is not None and is_main_process():
         loss = s.get("final_loss")
         loss_text = f"{loss:.4f}" if isinstance(loss, float) else "n/a"
         print(

@@ -25,6 +25,7 @@ _EXPORTS = {
     "init_distributed": "distributed",
     "shutdown_distributed": "distributed",
     "seed_everything": "distributed",
+    "is_main_process": "distributed",
     "derive_seed": "distributed",
     "micro_batch_size": "distributed",
     "run_dir_for": "rundir",

@@ -83,6 +83,11 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a ``torchrun`` launch (or a single process): the one that prints summaries."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed from integers, e.g. ``derive_seed(run_seed, rank, step)``: stable across platforms."""
     digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()

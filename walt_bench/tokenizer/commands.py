@@ -26,6 +26,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from walt_bench.engine import is_main_process
     from walt_bench.engine.distributed import shutdown_distributed
     from walt_bench.spec import load_spec
     from walt_bench.tokenizer.train import train_tokenizer
@@ -35,6 +36,8 @@ def _train(args: argparse.Namespace) -> int:
         result = train_tokenizer(spec, resume=args.resume, allow_spec_mismatch=args.allow_spec_mismatch)
     finally:
         shutdown_distributed()
+    if not is_main_process():
+        return 0
     s = result.summary
     print(
         f"tokenizer trained to step {s['final_step']}: loss {s['final_loss']}, "
