@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from walt_bench.data.video_io import UnreadableFileError
+from walt_bench.data.video_io import UnreadableFileError, read_video_frames, resize_center_crop
 from walt_bench.errors import DataError
 
 MAX_CONSECUTIVE_SKIPS = 64
@@ -127,6 +127,29 @@ class ClipDataset(Dataset, abc.ABC):
         if not _spawning():
             state["_num_skipped"] = _Plain(self.num_skipped)
         return state
+
+
+class VideoClipDataset(ClipDataset):
+    """A reader of video files (UCF-101, Kinetics-600): clips of ``num_frames`` at ``frame_stride``, resized
+    and centre-cropped to ``height x width``. Subclasses set those attributes and ``missing`` (listed files
+    that are absent)."""
+
+    num_frames: int
+    frame_stride: int
+    clip_sampling: str
+    height: int
+    width: int
+    missing: list
+
+    @property
+    def num_missing(self) -> int:
+        return len(self.missing)
+
+    def load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        frames = read_video_frames(
+            self.samples[index][0], self.num_frames, self.frame_stride, self.clip_sampling, rng
+        )
+        return resize_center_crop(frames, self.height, self.width)
 
 
 class _Plain:

@@ -17,11 +17,7 @@ import csv
 import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from walt_bench.data.base import ClipDataset
-from walt_bench.data.video_io import read_video_frames, resize_center_crop
+from walt_bench.data.base import VideoClipDataset
 from walt_bench.errors import DataError
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
@@ -66,7 +62,7 @@ def clip_filename(youtube_id: str, start: int, end: int) -> str:
     return f"{youtube_id}_{start:06d}_{end:06d}.mp4"
 
 
-class Kinetics600(ClipDataset):
+class Kinetics600(VideoClipDataset):
     """Kinetics-600 clips -> items ``{"video": (num_frames, 3, height, width) in [-1, 1], "label", ...}``."""
 
     def __init__(
@@ -153,13 +149,3 @@ class Kinetics600(ClipDataset):
                 if path.is_file():
                     return path
         return None
-
-    @property
-    def num_missing(self) -> int:
-        return len(self.missing)
-
-    def load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
-        frames = read_video_frames(
-            self.samples[index][0], self.num_frames, self.frame_stride, self.clip_sampling, rng
-        )
-        return resize_center_crop(frames, self.height, self.width)

@@ -19,11 +19,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from walt_bench.data.base import ClipDataset
-from walt_bench.data.video_io import read_video_frames, resize_center_crop
+from walt_bench.data.base import VideoClipDataset
 from walt_bench.errors import DataError
 
 SPLITS = ("train", "test", "train+test")
@@ -72,7 +68,7 @@ def read_split_list(path: Path, classes: list[str]) -> list[tuple[str, int]]:
     return items
 
 
-class UCF101(ClipDataset):
+class UCF101(VideoClipDataset):
     """UCF-101 clips -> items ``{"video": (num_frames, 3, height, width) in [-1, 1], "label", ...}``."""
 
     def __init__(
@@ -124,13 +120,3 @@ class UCF101(ClipDataset):
         self.root, self.split, self.fold = root, split, fold
         self.num_frames, self.frame_stride = num_frames, frame_stride
         self.height, self.width, self.clip_sampling = height, width, clip_sampling
-
-    @property
-    def num_missing(self) -> int:
-        return len(self.missing)
-
-    def load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
-        frames = read_video_frames(
-            self.samples[index][0], self.num_frames, self.frame_stride, self.clip_sampling, rng
-        )
-        return resize_center_crop(frames, self.height, self.width)
