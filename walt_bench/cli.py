@@ -16,18 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from walt_bench import __version__
+from walt_bench.cliargs import add_spec_args
 from walt_bench.errors import UserError
-
-
-def add_spec_args(parser: argparse.ArgumentParser, *, flag: bool = True) -> None:
-    """``--spec FILE`` (or a positional FILE) plus trailing ``key=value`` overrides."""
-    if flag:
-        parser.add_argument("--spec", required=True, metavar="FILE", help="experiment spec (YAML)")
-    else:
-        parser.add_argument("spec", metavar="FILE", help="experiment spec (YAML)")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. model.lora_rank=16"
-    )
 
 
 def _spec_validate(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from walt_bench.cli import add_spec_args
+from walt_bench.cliargs import add_spec_args
 
 
 def register(subparsers) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from walt_bench.cli import add_spec_args
+from walt_bench.cliargs import add_spec_args
 
 
 def register(subparsers) -> None:

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from walt_bench.cli import add_spec_args
+from walt_bench.cliargs import add_spec_args
 
 SUBCOMMANDS = ("run", "stats", "fd", "train-classifier")
 

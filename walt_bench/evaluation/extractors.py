@@ -31,7 +31,6 @@ centres), so for inputs that are not 299x299 its FID differs slightly from ours;
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 import zipfile
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 
 from walt_bench.errors import WeightsError
+from walt_bench.hashing import sha256_of
 
 ENV_VARS = {
     "i3d": "WALT_I3D_WEIGHTS",
@@ -101,28 +101,6 @@ def resolve_weights(kind: str, given: str | None, fallback: Path | None = None) 
         f"  Put the file at {default}, or set {env}=/path/to/file, or set eval.{SPEC_FIELDS[kind]}=/path in the "
         "spec. Weights are never downloaded automatically."
     )
-
-
-def sha256_of(location: str) -> str:
-    """sha256 of a file, of every file of a directory (sorted by path), or of a hub handle string."""
-    path = Path(location)
-    digest = hashlib.sha256()
-    files = (
-        sorted(p for p in path.rglob("*") if p.is_file())
-        if path.is_dir()
-        else [path]
-        if path.is_file()
-        else []
-    )
-    if not files:
-        digest.update(location.encode())
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with open(file, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_torchscript(path: str | Path) -> bool:

@@ -13,7 +13,6 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +83,6 @@ def resolve_checkpoint(spec, checkpoint: str | None = None) -> Path:
             "Train one with `walt-bench tokenizer train --spec FILE`, or set tokenizer.checkpoint=PATH."
         )
     return found
-
-
-def file_sha256(path: str | Path, length: int = 16) -> str:
-    """First ``length`` hex characters of the file's SHA-256 (recorded in caches and results)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:length]
 
 
 def _architecture_mismatch(spec, ckpt_spec: dict[str, Any]) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from walt_bench.cli import add_spec_args
+from walt_bench.cliargs import add_spec_args
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:

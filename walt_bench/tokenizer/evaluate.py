@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from walt_bench.tokenizer.build import file_sha256, load_tokenizer, resolve_checkpoint, tokenizer_hash
+from walt_bench.hashing import file_sha256
+from walt_bench.tokenizer.build import load_tokenizer, resolve_checkpoint, tokenizer_hash
 from walt_bench.tokenizer.metrics import psnr, ssim
 
 
