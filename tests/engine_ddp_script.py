@@ -15,7 +15,9 @@ import torch
 import torch.distributed as dist
 from engine_tiny import TinyNet, configs, make_loader
 
-from walt_bench.engine import Part, init_distributed, read_metrics, shutdown_distributed, train
+from walt_bench.engine.distributed import init_distributed, shutdown_distributed
+from walt_bench.engine.loop import Part, train
+from walt_bench.engine.rundir import read_metrics
 
 
 def plain_loss(batch, ctx):

@@ -102,7 +102,7 @@ def test_train_without_latents_says_what_to_set(tmp_path):
 def test_super_resolution_stage_trains_on_the_fly_with_estimated_stats(tmp_path, monkeypatch):
     """No cache: clips are encoded by the frozen tokenizer; the SR stage's low-res latent is the clip
     downsampled 2x and encoded; latent stats are estimated from a few batches."""
-    from walt_bench.data import synthesize
+    from walt_bench.data.synthetic import synthesize
     from walt_bench.diffusion import train as train_mod
     from walt_bench.tokenizer.model import CausalAutoencoder
 

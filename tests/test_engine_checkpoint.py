@@ -10,8 +10,9 @@ import pytest
 import torch
 from engine_tiny import TinyNet, configs, make_loader, regression_loss
 
-from walt_bench.engine import Part, load_checkpoint, load_weights, train
 from walt_bench.engine import checkpoint as ckpt_io
+from walt_bench.engine.checkpoint import load_checkpoint, load_weights
+from walt_bench.engine.loop import Part, train
 from walt_bench.errors import CheckpointError
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from engine_tiny import TinyNet, configs, make_loader
 
-from walt_bench.engine import Part, train
+from walt_bench.engine.loop import Part, train
 
 HERE = Path(__file__).parent
 

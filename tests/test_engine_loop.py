@@ -8,7 +8,9 @@ import pytest
 import torch
 from engine_tiny import TinyNet, configs, make_loader, regression_loss
 
-from walt_bench.engine import NonFiniteLossError, Part, autocast_dtype, load_checkpoint, read_metrics, train
+from walt_bench.engine.checkpoint import load_checkpoint
+from walt_bench.engine.loop import NonFiniteLossError, Part, autocast_dtype, train
+from walt_bench.engine.rundir import read_metrics
 from walt_bench.errors import UserError
 
 
@@ -158,7 +160,7 @@ def test_activation_checkpointing_flag_reaches_the_model(tmp_path):
 def test_trainer_flags_parse():
     import argparse
 
-    from walt_bench.engine import add_train_arguments
+    from walt_bench.engine.args import add_train_arguments
 
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)

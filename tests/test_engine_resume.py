@@ -8,7 +8,9 @@ import pytest
 import torch
 from engine_tiny import TinyNet, configs, make_loader, regression_loss
 
-from walt_bench.engine import Part, load_checkpoint, read_metrics, train
+from walt_bench.engine.checkpoint import load_checkpoint
+from walt_bench.engine.loop import Part, train
+from walt_bench.engine.rundir import read_metrics
 from walt_bench.errors import CheckpointError
 
 STEPS = 10

@@ -11,14 +11,13 @@ from walt_bench.cli import main
 from walt_bench.data.latents import LatentCache
 from walt_bench.errors import CheckpointError
 from walt_bench.spec import load_spec
-from walt_bench.tokenizer import load_tokenizer
-from walt_bench.tokenizer.build import tokenizer_hash
+from walt_bench.tokenizer.build import load_tokenizer, tokenizer_hash
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A 2-class synthetic dataset and overrides for a 4-channel tokenizer trained for 2 steps."""
-    from walt_bench.data import synthesize
+    from walt_bench.data.synthetic import synthesize
 
     root = tmp_path_factory.mktemp("tok")
     synthesize(root / "data", videos=3, num_classes=2, frames=9, size=16)
@@ -98,7 +97,7 @@ def test_encode_writes_a_cache_of_every_clip(tiny, capsys):
     assert cache.manifest["spec_hash"] == spec.hash
     assert cache.manifest["tokenizer_checkpoint_sha256"] == file_sha256(resolve_checkpoint(spec))
     model = load_tokenizer(spec)
-    from walt_bench.data import build_dataset
+    from walt_bench.data.loader import build_dataset
 
     first = build_dataset(spec.data)[0]["video"][None]
     torch.testing.assert_close(cache[0]["latent"], model.encode(first)[0], rtol=1e-5, atol=1e-5)

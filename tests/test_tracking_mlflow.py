@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from engine_tiny import TinyNet, configs, make_loader, regression_loss
 
-from walt_bench.engine import Part, train
+from walt_bench.engine.loop import Part, train
 from walt_bench.tracking.config import TrackingConfig
 from walt_bench.tracking.mlflow import (
     NullTracker,

@@ -51,7 +51,7 @@ def demo_stages(spec_file: str, overrides: list[str], spec, run_dir: Path) -> li
 
 def run_demo(spec_file: str | None = None, overrides: list[str] | None = None) -> dict:
     from walt_bench.cli import main
-    from walt_bench.engine import run_dir_for
+    from walt_bench.engine.rundir import run_dir_for
     from walt_bench.spec import load_spec
 
     spec_file = str(spec_file or default_spec_path())

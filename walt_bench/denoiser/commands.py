@@ -29,7 +29,8 @@ def _model_info(args: argparse.Namespace) -> int:
     import torch
 
     from walt_bench import __version__
-    from walt_bench.denoiser import build_denoiser, model_info
+    from walt_bench.denoiser.info import model_info
+    from walt_bench.denoiser.model import build_denoiser
     from walt_bench.spec import load_spec
 
     spec = load_spec(args.spec, args.overrides)

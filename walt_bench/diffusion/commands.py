@@ -63,7 +63,7 @@ def _train(args: argparse.Namespace) -> int:
     result = run_train(
         spec, resume=args.resume, progress=False if args.no_progress else None, stop_at_step=args.stop_at_step
     )
-    from walt_bench.engine import is_main_process
+    from walt_bench.engine.distributed import is_main_process
 
     s = result.summary
     if result.run_dir is not None and is_main_process():
@@ -78,7 +78,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def latest_run_checkpoint(spec) -> str:
     """The newest checkpoint of ``spec``'s training run, ``<run.out_dir>/<run.name>-<hash>/checkpoints``."""
-    from walt_bench.engine import latest_checkpoint, run_dir_for
+    from walt_bench.engine.checkpoint import latest_checkpoint
+    from walt_bench.engine.rundir import run_dir_for
     from walt_bench.errors import CheckpointError
 
     ckpt_dir = run_dir_for(spec.run.out_dir, spec.run.name, spec.hash) / "checkpoints"

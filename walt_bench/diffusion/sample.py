@@ -59,14 +59,14 @@ def stage_sampler(spec, model, *, autocast: torch.dtype | None = None) -> StageS
 
 
 def _load_tokenizer(spec, device):
-    from walt_bench.tokenizer import load_tokenizer
+    from walt_bench.tokenizer.build import load_tokenizer
 
     return load_tokenizer(spec, spec.tokenizer.checkpoint).to(device).eval()
 
 
 def _context_source(spec, split: str | None):
     """The real clips whose first frames become frame-prediction contexts (item i for sample i)."""
-    from walt_bench.data import build_dataset
+    from walt_bench.data.loader import build_dataset
 
     dataset = build_dataset(spec.data, split)
     if len(dataset) == 0:

@@ -42,7 +42,7 @@ class LatentDiffusionModel(nn.Module):
 
 
 def build_model(spec) -> LatentDiffusionModel:
-    from walt_bench.denoiser import build_denoiser
+    from walt_bench.denoiser.model import build_denoiser
 
     return LatentDiffusionModel(
         build_denoiser(spec), spec.tokenizer.latent_channels, spec.diffusion.latent_norm
@@ -128,7 +128,7 @@ class OnTheFlyEncoder:
 def _tokenizer(spec) -> nn.Module:
     """The frozen tokenizer (``tokenizer.checkpoint``, else the newest of the tokenizer's own run)."""
     from walt_bench.errors import CheckpointError
-    from walt_bench.tokenizer import load_tokenizer
+    from walt_bench.tokenizer.build import load_tokenizer
 
     try:
         return load_tokenizer(spec, spec.tokenizer.checkpoint)
@@ -141,7 +141,7 @@ def _tokenizer(spec) -> nn.Module:
 
 def estimate_stats(encoder: OnTheFlyEncoder, spec, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel latent mean/std over the first ``diffusion.norm_stats_batches`` batches (rank-independent)."""
-    from walt_bench.data import build_loader
+    from walt_bench.data.loader import build_loader
 
     loader = iter(build_loader(spec.data, batch_size, seed=spec.run.seed))
     zs = [
@@ -153,7 +153,7 @@ def estimate_stats(encoder: OnTheFlyEncoder, spec, batch_size: int) -> tuple[tor
 # -- the command's work ----------------------------------------------------------------------------
 def run_train(spec, *, resume: str = "auto", progress: bool | None = None, stop_at_step: int | None = None):
     """Train the diffusion model of ``spec``; returns the engine's ``TrainResult``."""
-    from walt_bench.denoiser import model_info
+    from walt_bench.denoiser.info import model_info
     from walt_bench.engine.distributed import init_distributed, micro_batch_size
     from walt_bench.engine.loop import Part, train
 
@@ -181,7 +181,7 @@ def run_train(spec, *, resume: str = "auto", progress: bool | None = None, stop_
                 cache, micro, seed=spec.run.seed, rank=info.rank, world_size=info.world_size, start_step=start
             )
     else:
-        from walt_bench.data import build_loader
+        from walt_bench.data.loader import build_loader
 
         encoder = OnTheFlyEncoder(_tokenizer(spec).to(info.device), t_lat)
         if spec.diffusion.latent_norm:

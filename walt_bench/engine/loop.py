@@ -26,7 +26,8 @@ restored on resume too, so ``nn.Dropout`` stays exact; ``ctx.generator`` is the 
 
 Diffusion model (one part with EMA)::
 
-    from walt_bench.engine import Part, init_distributed, micro_batch_size, seed_everything, train
+    from walt_bench.engine.loop import Part, train
+    from walt_bench.engine.distributed import init_distributed, micro_batch_size, seed_everything
 
     info = init_distributed(spec.run.device)            # idempotent; train() calls it too
     seed_everything(spec.run.seed)                       # same init on every rank

@@ -225,7 +225,7 @@ def _fd(args) -> int:
 
 
 def _train_classifier(args) -> int:
-    from walt_bench.data import build_dataset
+    from walt_bench.data.loader import build_dataset
     from walt_bench.errors import DataError
     from walt_bench.evaluation.classifier import save_classifier, train_classifier
     from walt_bench.evaluation.extractors import synthetic_classifier_path

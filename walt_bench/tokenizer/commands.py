@@ -26,8 +26,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from walt_bench.engine import is_main_process
-    from walt_bench.engine.distributed import shutdown_distributed
+    from walt_bench.engine.distributed import is_main_process, shutdown_distributed
     from walt_bench.spec import load_spec
     from walt_bench.tokenizer.train import train_tokenizer
 

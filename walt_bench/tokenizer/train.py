@@ -40,7 +40,7 @@ def train_tokenizer(
     allow_spec_mismatch: bool = False,
 ):
     """Train the tokenizer of ``spec``; returns the engine's ``TrainResult`` (``summary["last_checkpoint"]``)."""
-    from walt_bench.data import build_loader
+    from walt_bench.data.loader import build_loader
     from walt_bench.engine.distributed import init_distributed, micro_batch_size
     from walt_bench.engine.loop import Part, train
 
