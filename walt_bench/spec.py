@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from walt_bench.config import Section
 from walt_bench.data.config import DataConfig
-from walt_bench.denoiser.config import DenoiserConfig
+from walt_bench.denoiser.config import DenoiserConfig, tiles
 from walt_bench.diffusion.config import DiffusionConfig
 from walt_bench.engine.config import TrainConfig
 from walt_bench.errors import SpecError
@@ -307,15 +307,6 @@ def cross_field_problems(spec: ExperimentSpec | dict[str, Section]) -> list[str]
     if m.st_window != "full" and not tiles(m.st_window, grid):
         problems.append(f"model.st_window: got {list(m.st_window)} - must tile {where}, or be 'full'")
     return problems
-
-
-def effective_window(window: tuple[int, int, int], grid: tuple[int, int, int]) -> tuple[int, int, int]:
-    """A window larger than the patch grid along an axis covers the whole axis (e.g. images: t=1)."""
-    return tuple(min(a, b) for a, b in zip(window, grid))
-
-
-def tiles(window: tuple[int, int, int], grid: tuple[int, int, int]) -> bool:
-    return all(b % a == 0 for a, b in zip(effective_window(window, grid), grid))
 
 
 def spec_fields(node: BaseModel | None = None, prefix: str = "") -> list[tuple[str, str, Any]]:
