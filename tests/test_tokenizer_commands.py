@@ -38,6 +38,7 @@ def tiny(tmp_path_factory):
         "tokenizer.discriminator_channels=4",
         "tokenizer.discriminator_multipliers=[1,1]",
         "tokenizer.discriminator_start_step=1",
+        "tokenizer.perceptual_weight=0",
         "tokenizer.cache_shard_size=2",
         "tokenizer.eval_split=test",
         "tokenizer.eval_clips=2",
@@ -60,7 +61,7 @@ def tiny(tmp_path_factory):
 def test_train_writes_a_checkpoint_with_both_parts(tiny):
     root, spec_file, overrides = tiny
     spec = load_spec(spec_file, overrides)
-    run_dir = root / "runs" / f"tiny-tokenizer-{tokenizer_hash(spec)}"
+    run_dir = root / "runs" / f"tokenizer-{tokenizer_hash(spec)}"
     ckpt = torch.load(run_dir / "checkpoints" / "step_00000002.pt", weights_only=True)
     assert set(ckpt["parts"]) == {"autoencoder", "discriminator"}
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -92,10 +93,15 @@ def test_encode_writes_a_cache_of_every_clip(tiny, capsys):
     assert cache[0]["latent"].shape == (3, 8, 8, 8) and cache.mean.shape == (8,)
     spec = load_spec(spec_file, overrides)
     from walt_bench.hashing import file_sha256
+    from walt_bench.identity import stage_identity
     from walt_bench.tokenizer.build import resolve_checkpoint
 
-    assert cache.manifest["spec_hash"] == spec.hash
-    assert cache.manifest["tokenizer_checkpoint_sha256"] == file_sha256(resolve_checkpoint(spec))
+    made_with = cache.manifest["tokenizer"]
+    assert made_with["sha256"] == file_sha256(resolve_checkpoint(spec)) and made_with["step"] == 2
+    assert made_with["identity"] == tokenizer_hash(spec) and made_with["checkpoint"] == str(
+        resolve_checkpoint(spec)
+    )
+    assert cache.manifest["identity"] == stage_identity(spec.to_dict(), "latents")
     model = load_tokenizer(spec)
     from walt_bench.data.loader import build_dataset
 
