@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 
 
-def add_spec_args(parser: argparse.ArgumentParser, *, flag: bool = True) -> None:
-    """``--spec FILE`` (or a positional FILE) plus trailing ``key=value`` overrides."""
+def add_spec_args(parser: argparse.ArgumentParser, *, flag: bool = True, required: bool = True) -> None:
+    """``--spec FILE`` (or a positional FILE), ``--scale`` and trailing ``key=value`` overrides."""
     if flag:
-        parser.add_argument("--spec", required=True, metavar="FILE", help="experiment spec (YAML)")
+        parser.add_argument("--spec", required=required, metavar="FILE", help="experiment spec (YAML)")
     else:
         parser.add_argument("spec", metavar="FILE", help="experiment spec (YAML)")
     parser.add_argument(

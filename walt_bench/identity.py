@@ -163,13 +163,16 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def stage_identity(spec_dict: Mapping[str, Any], stage: str) -> str:
-    """Identity of ``tokenizer``, ``latents`` or ``diffusion``. Samples and metrics depend on values that are
-    not spec fields: use :func:`samples_identity` and :func:`metrics_identity`."""
+def stage_identity(spec_dict: Mapping[str, Any], stage: str, *, split: str | None = None) -> str:
+    """Identity of ``tokenizer``, ``latents`` or ``diffusion``; ``split`` names another split to encode than
+    ``data.split`` (latents only: the tokenizer stays the one trained on ``data.split``). Samples and metrics
+    depend on values that are not spec fields: use :func:`samples_identity` and :func:`metrics_identity`."""
     if stage not in UPSTREAM or stage == "samples":
         raise ValueError(f"no spec-only identity for stage {stage!r}; see samples_identity/metrics_identity")
     up = upstream_of(stage, spec_dict)
     own = _own_fields(spec_dict, stage)
+    if split is not None and stage == "latents":
+        own["data.split"] = split
     return digest({"stage": stage, "fields": own, "upstream": stage_identity(spec_dict, up) if up else None})
 
 
@@ -199,13 +202,13 @@ def _as_dict(spec) -> Mapping[str, Any]:
 
 
 # -- directories -----------------------------------------------------------------------------------
-def stage_dir(spec, stage: str) -> Path:
+def stage_dir(spec, stage: str, *, split: str | None = None) -> Path:
     """Where ``tokenizer``, ``latents`` or ``diffusion`` of ``spec`` lives (``tokenizer.cache_dir`` wins for
-    the latent cache when set)."""
+    the latent cache of ``data.split`` when set; ``split``: see :func:`stage_identity`)."""
     d = _as_dict(spec)
-    if stage == "latents" and _get(d, "tokenizer.cache_dir"):
+    if stage == "latents" and _get(d, "tokenizer.cache_dir") and split in (None, _get(d, "data.split")):
         return Path(_get(d, "tokenizer.cache_dir"))
-    return Path(_get(d, "run.out_dir")) / f"{stage}-{stage_identity(d, stage)}"
+    return Path(_get(d, "run.out_dir")) / f"{stage}-{stage_identity(d, stage, split=split)}"
 
 
 def samples_dir(spec, samples_id: str) -> Path:

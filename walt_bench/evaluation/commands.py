@@ -232,39 +232,13 @@ def _fd(args) -> int:
 
 
 def _train_classifier(args) -> int:
-    from walt_bench.data.loader import build_dataset
-    from walt_bench.errors import DataError
-    from walt_bench.evaluation.classifier import save_classifier, train_classifier
-    from walt_bench.evaluation.extractors import synthetic_classifier_path
+    from walt_bench.evaluation.classifier import train_synthetic_classifier
 
     spec = spec_from_args(args)
-    train_set = build_dataset(spec.data, split="train")
-    try:
-        val_set = build_dataset(spec.data, split="test")
-    except DataError:  # no test split: report the training accuracy only
-        val_set = None
-    model, metrics = train_classifier(
-        train_set,
-        val_set,
-        num_classes=spec.data.num_classes,
-        epochs=spec.eval.classifier_epochs,
-        width=spec.eval.classifier_width,
-        batch_size=spec.eval.batch_size,
-        seed=spec.run.seed,
-    )
-    out = Path(args.out) if args.out else synthetic_classifier_path(spec)
-    info = {
-        **metrics,
-        "num_frames": spec.data.num_frames,
-        "height": spec.data.height,
-        "width_px": spec.data.width,
-        "dataset_root": spec.data.root,
-        **_provenance(spec, args.command_line),
-    }
-    save_classifier(model, out, info)
-    val = metrics["val_accuracy"]
+    info = train_synthetic_classifier(spec, args.out, command=args.command_line)
+    val = info["val_accuracy"]
     print(
-        f"wrote {out} (+ .json): train accuracy {metrics['train_accuracy']:.3f}, "
-        f"held-out accuracy {val if val is None else f'{val:.3f}'} in {metrics['seconds']} s"
+        f"wrote {info['path']} (+ .json): train accuracy {info['train_accuracy']:.3f}, "
+        f"held-out accuracy {val if val is None else f'{val:.3f}'} in {info['seconds']} s"
     )
     return 0

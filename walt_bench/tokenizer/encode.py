@@ -21,11 +21,6 @@ from walt_bench.hashing import file_sha256
 from walt_bench.tokenizer.build import load_tokenizer, resolve_checkpoint
 
 
-def cache_spec(spec, split: str | None):
-    """``spec`` with ``data.split`` set to the encoded split (the split is part of the cache's identity)."""
-    return spec if split in (None, spec.data.split) else spec.with_overrides([f"data.split={split}"])
-
-
 def tokenizer_provenance(spec, ckpt: Path) -> dict[str, Any]:
     """What a latent cache or a diffusion run records of the tokenizer it used."""
     from walt_bench.engine.checkpoint import checkpoint_step
@@ -61,8 +56,7 @@ def encode_dataset(
     from walt_bench.errors import DataError
     from walt_bench.identity import stage_dir, stage_identity
 
-    spec = cache_spec(spec, split)
-    split = spec.data.split
+    split = split or spec.data.split
     ckpt = resolve_checkpoint(spec, checkpoint)
     device = resolve_device(spec.run.device)
     model = load_tokenizer(spec, str(ckpt)).to(device)
@@ -75,7 +69,7 @@ def encode_dataset(
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=spec.data.num_workers
     )
-    path = Path(out) if out else stage_dir(spec, "latents")
+    path = Path(out) if out else stage_dir(spec, "latents", split=split)
     made_with = tokenizer_provenance(spec, ckpt)
     if (path / "manifest.json").is_file() and not overwrite:
         existing = json.loads((path / "manifest.json").read_text())
@@ -106,7 +100,7 @@ def encode_dataset(
 
     base = dataset.dataset if isinstance(dataset, Subset) else dataset
     metadata = {
-        "identity": stage_identity(spec.to_dict(), "latents"),
+        "identity": stage_identity(spec.to_dict(), "latents", split=split),
         "tokenizer": made_with,
         "spec_hash": spec.hash,
         "dataset": spec.data.dataset,
