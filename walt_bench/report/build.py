@@ -17,6 +17,7 @@ from walt_bench.report.paper import TABLES
 from walt_bench.report.results import load_results
 from walt_bench.report.tables import (
     SMOKE_NOTE,
+    T2V_NOT_RUN,
     TableReport,
     build_table,
     orderings_frame,
@@ -107,7 +108,7 @@ def _index(summary: ReportSummary, results_dir: Path, scale: str | None) -> str:
     for t in summary.tables:
         d = t.table
         done = sum(r.result.status == "complete" for r in t.rows.values())
-        what = d.title + (" — **text-to-video not run**" if "text-to-video not run" in t.notes else "")
+        what = d.title + (f" — **{T2V_NOT_RUN}**" if T2V_NOT_RUN in t.notes else "")
         files = ", ".join(f"[{ext}](table{d.id}.{ext})" for ext in ("md", "csv", "tex"))
         lines.append(
             f"| {d.id} | {what} | {done}/{len(d.variants)} | {', '.join(t.scales) or '—'} | {files} |"

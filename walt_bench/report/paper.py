@@ -225,7 +225,6 @@ TABLES: dict[str, TableDef] = {
                 Variant("t2v-419M/video+image", None),
                 Variant("t2v-3B/video+image", None),
             ),
-            note="text-to-video not run",
         ),
     )
 }
