@@ -114,6 +114,7 @@ def test_plots_are_written_and_missing_artifacts_are_listed_as_skipped(tmp_path)
     ]
     assert all((out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     index = (out / "README.md").read_text()
+    assert all(f"(plots/{p})" in index for p in pngs)  # the index links every plot
     assert "Table 3c p_sc=0.9 samples: no samples_npz or samples_grid artifact found" in index
 
 
