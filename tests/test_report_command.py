@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from walt_bench.cli import main
 from walt_bench.report.results import metric_record, result_path, write_result
@@ -23,8 +24,14 @@ def _fixture(root, with_artifacts=False):
             lines = [json.dumps({"step": s, "loss": 1.0 / (s + 1)}) for s in range(0, 50, 10)]
             (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
             videos = np.random.default_rng(i).integers(0, 255, (3, 5, 8, 8, 3), dtype=np.uint8)
-            np.savez(run / "samples.npz", videos=videos, labels=np.zeros(3, dtype=np.int64))
-            artifacts = {"metrics_jsonl": f"../run{i}/metrics.jsonl", "samples_npz": f"../run{i}/samples.npz"}
+            artifacts = {"metrics_jsonl": f"../run{i}/metrics.jsonl"}
+            if i == 0:  # samples.npz (videos uint8 (N, T, H, W, 3))
+                np.savez(run / "samples.npz", videos=videos, labels=np.zeros(3, dtype=np.int64))
+                artifacts["samples_npz"] = f"../run{i}/samples.npz"
+            else:  # the sampler's grid.gif
+                frames = [Image.fromarray(f) for f in videos[0]]
+                frames[0].save(run / "grid.gif", save_all=True, append_images=frames[1:])
+                artifacts["samples_grid"] = f"../run{i}/grid.gif"
         write_result(
             result_path(root, "3c", variant, "smoke"),
             table="3c",

@@ -104,3 +104,9 @@ def test_artifacts_resolve_relative_to_the_result_file(tmp_path):
     [loaded] = load_results(tmp_path).results
     assert loaded.artifact("metrics_jsonl") == tmp_path / "table3c" / ".." / "runs" / "metrics.jsonl"
     assert loaded.artifact("samples_npz") is None and loaded.artifact("samples_grid") is None
+
+
+def test_writing_a_variant_that_is_not_a_paper_row_warns(tmp_path):
+    with pytest.warns(ResultFileWarning, match="p_sc=0.5"):
+        path = _write(tmp_path, variant="p_sc=0.5")
+    assert path.exists()

@@ -105,7 +105,8 @@ def test_larger_scale_then_newer_result_backs_a_row(tmp_path):
 
 
 def test_unknown_variant_is_kept_and_flagged(tmp_path):
-    _result(tmp_path, "3c", "p_sc=0.5", 25.0)
+    with pytest.warns(UserWarning, match="not a row"):
+        _result(tmp_path, "3c", "p_sc=0.5", 25.0)
     report = _table(tmp_path, "3c")
     assert "p_sc=0.5" in list(report.display["variant"])
     assert any("'p_sc=0.5'" in n and "not a row" in n for n in report.notes)

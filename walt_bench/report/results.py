@@ -258,6 +258,16 @@ def write_result(
         created=created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         git_commit=git_commit if git_commit is not None else _git_commit(),
     )
+    from walt_bench.report.paper import TABLES
+
+    known = TABLES[result.table].variant_keys
+    if result.variant not in known:  # allowed (e.g. a sweep beyond the paper's rows), but likely a typo
+        warnings.warn(
+            f"variant {result.variant!r} is not a row of Table {result.table} ({', '.join(known)}); "
+            "the report will list it after the paper's rows",
+            ResultFileWarning,
+            stacklevel=2,
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
