@@ -96,10 +96,14 @@ def test_failed_run_is_shown_as_failed_and_left_out_of_the_ordering(tmp_path):
 def test_larger_scale_then_newer_result_backs_a_row(tmp_path):
     _result(tmp_path, "3c", "p_sc=0.0", 1.0, scale="smoke", created="2026-03-01T00:00:00Z", name="a.json")
     _result(tmp_path, "3c", "p_sc=0.0", 2.0, scale="small", created="2026-01-01T00:00:00Z", name="b.json")
-    _result(tmp_path, "3c", "p_sc=0.0", 3.0, scale="small", created="2026-02-01T00:00:00Z", name="c.json")
+    _result(
+        tmp_path, "3c", "p_sc=0.0", 3.0, scale="small", created="2026-02-01T01:00:00+02:00", name="c.json"
+    )
+    _result(tmp_path, "3c", "p_sc=0.0", 4.0, scale="small", created="2026-01-31T23:30:00Z", name="d.json")
     chosen, notes = select(load_results(tmp_path).results)
-    assert chosen[("3c", "p_sc=0.0")].result.value("fvd") == 3.0
-    assert len(notes) == 2 and all("c.json" in n for n in notes)
+    # c.json's 01:00+02:00 is 23:00 UTC, half an hour before d.json: times compare as times, not strings
+    assert chosen[("3c", "p_sc=0.0")].result.value("fvd") == 4.0
+    assert len(notes) == 3 and all("used " + str(tmp_path / "d.json") in n for n in notes)
     chosen, _ = select(load_results(tmp_path).results, scale="smoke")
     assert chosen[("3c", "p_sc=0.0")].result.value("fvd") == 1.0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -35,13 +36,15 @@ SMOKE_NOTE = (
 # ---------------------------------------------------------------------------------------------
 
 
-def _recency(r: LoadedResult) -> str:
+def _recency(r: LoadedResult) -> float:
+    """When the result was made: ``created`` (naive times read as UTC), else the file's modification time."""
     if r.result.created:
-        return r.result.created.replace("Z", "+00:00")
-    try:  # no "created": the file's modification time, as an ISO string in UTC
-        return pd.Timestamp(r.path.stat().st_mtime, unit="s", tz="UTC").isoformat()
+        when = datetime.fromisoformat(r.result.created.replace("Z", "+00:00"))
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    try:
+        return r.path.stat().st_mtime
     except OSError:
-        return ""
+        return 0.0
 
 
 def select(
