@@ -175,6 +175,48 @@ class TableReport:
         return any(r.result.status == "complete" for r in self.rows.values())
 
 
+def _row(
+    t: TableDef, v: str, r: LoadedResult | None, metrics: list[str], labels: dict[str, set[str]]
+) -> tuple[dict[str, object], dict[str, str]]:
+    """One variant's numeric row (CSV) and display row (Markdown/LaTeX); a failed run shows no numbers."""
+    res = r.result if r else None
+    ok = res is not None and res.status == "complete"
+    d: dict[str, object] = {"variant": v, "status": res.status if res else "missing"}
+    d["scale"] = res.scale if res else None
+    shown: dict[str, str] = {"variant": v}
+    ns: list[int] = []
+    for m in metrics:
+        meta = METRICS[m]
+        rec = res.metrics.get(m) if ok else None
+        ours = res.value(m) if ok else None
+        d[f"{m}_ours"] = ours
+        if meta.source == "metrics":
+            d[f"{m}_ours_std"] = rec.std if rec else None
+            d[f"{m}_n"] = rec.num_samples if rec else None
+            if rec:
+                ns.append(rec.num_samples)
+                labels.setdefault(m, set()).add(
+                    f"{rec.label} ({rec.protocol or 'protocol not given'}, "
+                    f"{rec.num_samples} samples × {rec.repeats})"
+                )
+        head = f"{meta.label}{meta.arrow}"
+        shown[f"{head} ours"] = fmt(ours, rec.std if rec else None)
+        if m in t.columns:  # the paper prints this column (ours_only metrics have no paper side)
+            pv = paper_value(t.id, v, m)
+            d[f"{m}_paper"] = pv.value if pv else None
+            d[f"{m}_paper_std"] = pv.std if pv else None
+            shown[f"{head} paper"] = fmt_paper(pv.value, pv.std) if pv else MISSING
+    d["num_samples"] = min(ns) if ns else None
+    d["train_steps"] = res.extra.get("train_steps") if ok else None
+    d["spec"] = res.spec if res else (t.variant(v).spec if t.variant(v) else None)
+    d["result_file"] = str(r.path) if r else None
+    shown["N"] = "/".join(str(n) for n in sorted(set(ns))) if ns else MISSING
+    shown["scale"] = (res.scale if ok else f"{res.scale} (failed)") if res else MISSING
+    steps = d["train_steps"]
+    shown["train steps"] = fmt(steps) if isinstance(steps, int | float) else MISSING
+    return d, shown
+
+
 def build_table(table_id: str, chosen: dict[tuple[str, str], LoadedResult]) -> TableReport:
     """The frames, orderings and notes of one table from the chosen results."""
     t = TABLES[table_id]
@@ -193,44 +235,9 @@ def build_table(table_id: str, chosen: dict[tuple[str, str], LoadedResult]) -> T
         )
 
     data_rows, display_rows = [], []
-    labels: dict[str, set[str]] = {}
+    labels: dict[str, set[str]] = {}  # metric -> what our number is (label, protocol, counts)
     for v in variants:
-        r = rows.get(v)
-        res = r.result if r else None
-        ok = res is not None and res.status == "complete"
-        d: dict[str, object] = {"variant": v, "status": res.status if res else "missing"}
-        d["scale"] = res.scale if res else None
-        shown: dict[str, str] = {"variant": v}
-        ns: list[int] = []
-        for m in metrics:
-            meta = METRICS[m]
-            rec = res.metrics.get(m) if ok else None
-            ours = res.value(m) if ok else None
-            d[f"{m}_ours"] = ours
-            if meta.source == "metrics":
-                d[f"{m}_ours_std"] = rec.std if rec else None
-                d[f"{m}_n"] = rec.num_samples if rec else None
-                if rec:
-                    ns.append(rec.num_samples)
-                    labels.setdefault(m, set()).add(
-                        f"{rec.label} ({rec.protocol or 'protocol not given'}, "
-                        f"{rec.num_samples} samples × {rec.repeats})"
-                    )
-            pv = paper_value(t.id, v, m) if m in t.columns else None
-            if m in t.columns:
-                d[f"{m}_paper"] = pv.value if pv else None
-                d[f"{m}_paper_std"] = pv.std if pv else None
-            head = f"{meta.label}{meta.arrow}"
-            shown[f"{head} ours"] = fmt(ours, rec.std if rec else None)
-            if m in t.columns:
-                shown[f"{head} paper"] = fmt_paper(pv.value, pv.std) if pv else MISSING
-        d["num_samples"] = min(ns) if ns else None
-        d["train_steps"] = res.extra.get("train_steps") if ok else None
-        d["spec"] = res.spec if res else (t.variant(v).spec if t.variant(v) else None)
-        d["result_file"] = str(r.path) if r else None
-        shown["N"] = "/".join(str(n) for n in sorted(set(ns))) if ns else MISSING
-        shown["scale"] = (res.scale if ok else f"{res.scale} (failed)") if res else MISSING
-        shown["train steps"] = fmt(d["train_steps"]) if isinstance(d["train_steps"], int | float) else MISSING
+        d, shown = _row(t, v, rows.get(v), metrics, labels)
         data_rows.append(d)
         display_rows.append(shown)
 
