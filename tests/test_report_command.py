@@ -62,14 +62,14 @@ def test_report_renders_markdown_csv_latex_and_index_from_fixtures(tmp_path, cap
     rc = main(["report", "--results", str(tmp_path / "results"), "--out", str(out), "--no-plots"])
     assert rc == 0
     md = (out / "table3c.md").read_text()
-    assert "| p_sc=0.6 | — | 60 | — | 86.8 | — | — | — |" in md  # missing row: paper only, never 0
+    assert "| p_sc=0.6 | — | 60.0 | — | 86.8 | — | — | — |" in md  # missing row: paper only, never 0
     assert "| p_sc=0.0 | 30 | 109.9 | 2 | 82.6 | 64 | smoke | — |" in md
     assert "Kendall τ = +1.00" in md
     csv = (out / "table3c.csv").read_text().splitlines()
     assert csv[0].startswith("variant,status,scale,fvd_ours,")
     assert any(line.startswith("p_sc=0.6,missing,,,") for line in csv)
     tex = (out / "table3c.tex").read_text()
-    assert r"\begin{tabular}" in tex and r"p\_sc=0.6 & -- & 60 &" in tex
+    assert r"\begin{tabular}" in tex and r"p\_sc=0.6 & -- & 60.0 &" in tex
     index = (out / "README.md").read_text()
     assert "smoke-scale numbers are not comparable with the paper in absolute terms" in index
     assert "broken.json" in index  # the skipped file is named

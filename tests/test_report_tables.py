@@ -67,7 +67,7 @@ def test_missing_cell_is_shown_as_missing_never_zero(tmp_path):
     report = _table(tmp_path, "3c")
     row = report.display.set_index("variant").loc["p_sc=0.3"]
     assert row["FVD↓ ours"] == MISSING and row["N"] == MISSING and row["scale"] == MISSING
-    assert row["FVD↓ paper"] == "76"
+    assert row["FVD↓ paper"] == "76.0"
     data = report.data.set_index("variant")
     assert math.isnan(data.loc["p_sc=0.3", "fvd_ours"]) and data.loc["p_sc=0.3", "status"] == "missing"
     assert data.loc["p_sc=0.0", "fvd_ours"] == pytest.approx(30.0)
@@ -131,4 +131,9 @@ def test_smoke_rows_carry_the_not_comparable_note(tmp_path):
 def test_paper_numbers_are_printed_as_in_the_paper():
     assert (
         fmt_paper(3.3, 0.0) == "3.3 ± 0.0" and fmt_paper(46.0, 2.0) == "46 ± 2" and fmt_paper(2.56) == "2.56"
+    )
+    assert fmt_paper(2.0, printed="2.00") == "2.00"
+    assert (  # trailing zeros kept where the paper prints them (Table 3b sps, 3c FVD)
+        build_table("3b", {}).display.set_index("variant").loc["st_window=full", "steps/s↑ paper"] == "1.20"
+        and build_table("3c", {}).display.set_index("variant").loc["p_sc=0.3", "FVD↓ paper"] == "76.0"
     )

@@ -243,6 +243,7 @@ class PaperValue:
     std: float | None = None
     column: str = ""  # the column header as printed
     row: str = ""  # the row label as printed
+    printed: str = ""  # the number as printed ("2.00", "76.0")
 
     @property
     def better(self) -> Better:
@@ -251,14 +252,16 @@ class PaperValue:
 
 def _rows(table: str, header: tuple[tuple[str, str], ...], rows: list[tuple]) -> list[PaperValue]:
     """``header`` = ((metric key, column as printed), ...); a row = (variant, row as printed, *values).
-    A value is a float, ``(mean, std)`` or ``None`` (the paper prints none)."""
+    A value is a number, ``(mean, std)`` or ``None`` (the paper prints none); a number is written as a
+    string where the paper prints trailing zeros ("2.00")."""
     out = []
-    for variant, printed, *values in rows:
+    for variant, row, *values in rows:
         for (metric, column), value in zip(header, values, strict=True):
             if value is None:
                 continue
             mean, std = value if isinstance(value, tuple) else (value, None)
-            out.append(PaperValue(table, variant, metric, float(mean), std, column, printed))
+            text = mean if isinstance(mean, str) else f"{mean:g}"
+            out.append(PaperValue(table, variant, metric, float(mean), std, column, row, text))
     return out
 
 
@@ -295,9 +298,9 @@ PAPER: tuple[PaperValue, ...] = tuple(
         (("fvd", "FVD↓"), ("is", "IS↑"), ("steps_per_s", "sps")),
         [
             ("st_window=5x4x4", "5 × 4 × 4", 56.9, 87.3, 2.24),
-            ("st_window=5x8x8", "5 × 8 × 8", 59.6, 87.4, 2.00),
+            ("st_window=5x8x8", "5 × 8 × 8", 59.6, 87.4, "2.00"),
             ("st_window=5x16x16", "5 × 16 × 16", 55.3, 87.4, 1.75),
-            ("st_window=full", "full self attn.", 59.9, 87.8, 1.20),
+            ("st_window=full", "full self attn.", 59.9, 87.8, "1.20"),
         ],
     )
     # Table 3c
@@ -306,8 +309,8 @@ PAPER: tuple[PaperValue, ...] = tuple(
         (("fvd", "FVD↓"), ("is", "IS↑")),
         [
             ("p_sc=0.0", "0.0", 109.9, 82.6),
-            ("p_sc=0.3", "0.3", 76.0, 86.5),
-            ("p_sc=0.6", "0.6", 60.0, 86.8),
+            ("p_sc=0.3", "0.3", "76.0", 86.5),
+            ("p_sc=0.6", "0.6", "60.0", 86.8),
             ("p_sc=0.9", "0.9", 61.4, 87.1),
         ],
     )
@@ -318,7 +321,7 @@ PAPER: tuple[PaperValue, ...] = tuple(
         [
             ("r=2", "2", 60.7, 87.2, 313.0),
             ("r=4", "4", 56.6, 87.3, 314.0),
-            ("r=16", "16", 55.5, 88.0, 316.0),
+            ("r=16", "16", 55.5, "88.0", 316.0),
             ("r=64", "64", 54.4, 87.9, 324.0),
             ("r=256", "256", 52.5, 88.5, 357.0),
         ],
@@ -328,9 +331,9 @@ PAPER: tuple[PaperValue, ...] = tuple(
         "3e",
         (("fvd", "FVD↓"), ("is", "IS↑")),
         [
-            ("no_qk_norm", "w/o qk norm [15]", 59.0, 86.8),
+            ("no_qk_norm", "w/o qk norm [15]", "59.0", 86.8),
             ("no_latent_norm", "w/o latent norm", 67.9, 87.1),
-            ("no_zero_snr", "w/o zero snr [49]", 91.0, 84.2),
+            ("no_zero_snr", "w/o zero snr [49]", "91.0", 84.2),
             ("full", "full method", 60.7, 87.2),
         ],
     )
@@ -341,7 +344,7 @@ PAPER: tuple[PaperValue, ...] = tuple(
         [
             ("c=4", "4", 37.7, 86.4, 84.9),
             ("c=8", "8", 17.1, 75.4, 86.3),
-            ("c=16", "16", 8.2, 67.0, 86.0),
+            ("c=16", "16", 8.2, "67.0", "86.0"),
             ("c=32", "32", 3.5, 83.4, 82.9),
         ],
     )

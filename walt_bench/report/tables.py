@@ -146,11 +146,12 @@ def fmt(value: float | None, std: float | None = None) -> str:
     return one(value, 4) if std is None else f"{one(value, 4)} ± {one(std, 2)}"
 
 
-def fmt_paper(value: float | None, std: float | None = None) -> str:
-    """A paper number as printed (46, 3.3, 2.56), with "± std" to as many decimals as the mean ("3.3 ± 0.0")."""
+def fmt_paper(value: float | None, std: float | None = None, printed: str = "") -> str:
+    """A paper number as printed (``printed``, else 46, 3.3, 2.56), with "± std" to as many decimals as the
+    mean ("3.3 ± 0.0")."""
     if value is None:
         return MISSING
-    text = f"{value:g}"
+    text = printed or f"{value:g}"
     if std is None:
         return text
     decimals = len(text.split(".")[1]) if "." in text else 0
@@ -205,7 +206,7 @@ def _row(
             pv = paper_value(t.id, v, m)
             d[f"{m}_paper"] = pv.value if pv else None
             d[f"{m}_paper_std"] = pv.std if pv else None
-            shown[f"{head} paper"] = fmt_paper(pv.value, pv.std) if pv else MISSING
+            shown[f"{head} paper"] = fmt_paper(pv.value, pv.std, pv.printed) if pv else MISSING
     d["num_samples"] = min(ns) if ns else None
     d["train_steps"] = res.extra.get("train_steps") if ok else None
     d["spec"] = res.spec if res else (t.variant(v).spec if t.variant(v) else None)
