@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     from walt_bench.denoiser import commands as model_commands
     from walt_bench.diffusion import commands as diffusion_commands
     from walt_bench.evaluation import commands as eval_commands
+    from walt_bench.report import commands as report_commands
     from walt_bench.tokenizer import commands as tokenizer_commands
 
     parser = argparse.ArgumentParser(
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         diffusion_commands,
         eval_commands,
         status,
+        report_commands,
         demo,
     ):
         module.register(subparsers)
