@@ -61,7 +61,7 @@ def _register_spec(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from walt_bench import demo, status
+    from walt_bench import demo, pipeline, status
     from walt_bench.data import commands as data_commands
     from walt_bench.denoiser import commands as model_commands
     from walt_bench.diffusion import commands as diffusion_commands
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         eval_commands,
         status,
         report_commands,
+        pipeline,
         demo,
     ):
         module.register(subparsers)
