@@ -7,13 +7,8 @@ import pytest
 from scipy import linalg
 
 from walt_bench.errors import DataError
-from walt_bench.evaluation.frechet import (
-    RunningStats,
-    feature_statistics,
-    frechet_distance,
-    load_stats,
-    save_stats,
-)
+from walt_bench.evaluation.frechet import RunningStats, feature_statistics, frechet_distance
+from walt_bench.evaluation.statsfile import load_stats, save_stats
 
 
 def reference_fd(mu1, s1, mu2, s2) -> float:

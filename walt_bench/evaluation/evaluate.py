@@ -1,11 +1,19 @@
-"""From samples (and real data) to metrics: streaming features, reference statistics, FD and IS per repeat.
+"""From samples (and real data) to metrics: streaming features, reference statistics, FD, KID and IS per repeat.
 
     walt-bench eval stats --spec experiments/tables/ucf101.yaml --out stats/ucf101_train_i3d.npz
     walt-bench eval --spec experiments/tables/ucf101.yaml --samples runs/ucf101/samples
 
-Clips go through :func:`prepare` (the protocol's frame window and intermediate resize), then the extractor
-(its own reference preprocessing). Features accumulate into float64 running mean/covariance per repeat; logits
-into running Inception-Score sums, so memory stays flat for any sample count.
+Every clip, generated or real, goes through :func:`prepare`: its geometry is checked against the protocol,
+it is quantised to uint8 levels exactly as ``walt-bench sample`` writes samples (so both sides see the same
+pixels), then cut to the protocol's frame window and resized to its intermediate size, then handed to the
+extractor (which applies its reference's own preprocessing). Features accumulate into float64 running
+mean/covariance per repeat (and, for KID, the feature rows themselves); logits into running Inception-Score
+sums, so memory stays flat for any sample count.
+
+Repeats (MAGVIT's UCF-101 protocol: 4 x 10,000): with ``reference_sets=per_repeat`` (the default) repeat r is
+compared with its own set of ``reference_samples`` real clips; with ``shared`` every repeat is compared with
+one set. Every result records which, and the counts N behind each number: the Fréchet distance is biased
+upwards by a term that shrinks with N, so numbers made with different N are not comparable.
 """
 
 from __future__ import annotations
@@ -21,38 +29,76 @@ import torch
 
 from walt_bench.errors import DataError, UserError, WeightsError
 from walt_bench.evaluation.extractors import Extractor
-from walt_bench.evaluation.frechet import RunningStats, frechet_distance, load_stats, save_stats
+from walt_bench.evaluation.frechet import RunningStats, frechet_distance
 from walt_bench.evaluation.inception_score import InceptionScore
-from walt_bench.evaluation.protocols import Settings
-from walt_bench.evaluation.resize import resize_bilinear_antialias
+from walt_bench.evaluation.protocols import Settings, check_clips
+from walt_bench.evaluation.resize import resize_bilinear_tf1
+from walt_bench.evaluation.statsfile import (
+    STATS_FORMAT,
+    ReferenceStats,
+    StatsMismatchError,
+    check_matches,
+    read_stats,
+    write_stats,
+)
 
 ADM_IS_CHUNK = 5000
+RANGE_TOLERANCE = 1e-3  # pixels may overshoot [-1, 1] by this much (round-off), no more
 
 
-def prepare(video: torch.Tensor, settings: Settings) -> torch.Tensor:
-    """(B, T, 3, H, W) -> the protocol's window of frames, resized to its intermediate size if it has one."""
-    proto, start = settings.protocol, settings.frame_offset
-    if proto.num_frames is not None:
-        if video.shape[1] < start + proto.num_frames:
-            raise DataError(
-                f"protocol {proto.name} evaluates {proto.num_frames} frames from frame {start}, but the clips "
-                f"have {video.shape[1]} frames. Generate longer clips or lower eval.frame_offset."
-            )
-        video = video[:, start : start + proto.num_frames]
-    if proto.intermediate_size is not None:
-        video = resize_bilinear_antialias(video, proto.intermediate_size)
+# ------------------------------------------------------------------------------------------ pixels
+
+
+def quantize(video: torch.Tensor) -> torch.Tensor:
+    """Pixels in [-1, 1] -> the nearest of the 256 uint8 levels, back in [-1, 1].
+
+    The rule of ``walt-bench sample`` (``round((x + 1) * 127.5)``), so generated clips read from a samples file
+    are unchanged and real clips from the data layer (resized, hence between levels) or reconstructions
+    held in memory see the same quantisation before feature extraction. Values outside [-1, 1] (e.g. [0, 1]
+    or [0, 255] pixels) are an error, not something to clip.
+    """
+    x = video.float()
+    low, high = float(x.min()), float(x.max())
+    if low < -1.0 - RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE or not np.isfinite(low + high):
+        raise DataError(
+            f"pixels must be in [-1, 1] (the data layer's layout); got values in [{low:.4g}, {high:.4g}]. "
+            "Convert [0, 1] pixels with 2x - 1 and [0, 255] pixels with x / 127.5 - 1."
+        )
+    return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round() / 127.5 - 1.0
+
+
+def prepare(video: torch.Tensor, settings: Settings, what: str = "clips") -> torch.Tensor:
+    """(B, T, 3, H, W) in [-1, 1] -> checked, quantised, the protocol's frame window, intermediate-resized."""
+    check_clips(video.shape[1], video.shape[-2], video.shape[-1], settings, what)
+    video = quantize(video)
+    if settings.num_frames is not None:
+        start = settings.frame_offset
+        video = video[:, start : start + settings.num_frames]
+    if settings.protocol.intermediate_size is not None:  # K600: MAGVIT's TF1 resize_bilinear to 64x64
+        video = resize_bilinear_tf1(video, settings.protocol.intermediate_size)
     return video
 
 
+# ------------------------------------------------------------------------------------- accumulating
+
+
 class MetricAccumulator:
-    """Running Fréchet statistics (and IS sums) for ``repeats`` consecutive groups of ``per_repeat`` clips."""
+    """Running Fréchet statistics (IS sums, optionally feature rows for KID) for ``repeats`` consecutive
+    groups of ``per_repeat`` clips."""
 
     def __init__(
-        self, fd: Extractor, is_: Extractor | None, settings: Settings, per_repeat: int, repeats: int
+        self,
+        fd: Extractor,
+        is_: Extractor | None,
+        settings: Settings,
+        per_repeat: int,
+        repeats: int,
+        keep_features: bool = False,
     ):
         self.fd, self.is_, self.settings = fd, is_, settings
         self.per_repeat, self.repeats, self.seen = per_repeat, repeats, 0
         self.stats = [RunningStats(fd.feature_dim) for _ in range(repeats)]
+        self.features: list[list[np.ndarray]] | None = [[] for _ in range(repeats)] if keep_features else None
         split = ADM_IS_CHUNK if settings.protocol.is_split == "chunk5000" else None
         self.scores = (
             [InceptionScore(is_.num_classes, split or 1 << 62) for _ in range(repeats)] if is_ else []
@@ -63,6 +109,7 @@ class MetricAccumulator:
         return self.per_repeat * self.repeats
 
     def update(self, video: torch.Tensor) -> None:
+        """Add prepared clips (the output of :func:`prepare`)."""
         video = video[: self.total - self.seen]
         if len(video) == 0:
             return
@@ -78,10 +125,18 @@ class MetricAccumulator:
             stop = min(len(video), (repeat + 1) * self.per_repeat - self.seen)
             rows = slice(start * per_clip, stop * per_clip)
             self.stats[repeat].update(out["features"][rows])
+            if self.features is not None:
+                self.features[repeat].append(out["features"][rows].astype(np.float32))
             if logits is not None:
                 self.scores[repeat].update(logits[rows])
             start = stop
         self.seen += len(video)
+
+    def feature_rows(self, repeat: int) -> np.ndarray | None:
+        if self.features is None:
+            return None
+        parts = self.features[repeat]
+        return np.concatenate(parts) if parts else np.zeros((0, self.fd.feature_dim), np.float32)
 
 
 def _check_width(extractor: Extractor, array: np.ndarray, width: int, what: str) -> None:
@@ -99,13 +154,14 @@ def run_batches(
     settings: Settings,
     desc: str,
     progress: bool = True,
+    what: str = "clips",
 ) -> MetricAccumulator:
     from tqdm import tqdm
 
     with tqdm(total=acc.total, desc=desc, unit="clip", disable=not progress) as bar:
         for video in batches:
             before = acc.seen
-            acc.update(prepare(video, settings))
+            acc.update(prepare(video, settings, what))
             bar.update(acc.seen - before)
             if acc.seen >= acc.total:
                 break
@@ -117,6 +173,19 @@ def sample_batches(location, batch_size: int, limit: int, key: str | None = None
 
     for block in open_samples(location, key).iter_blocks(batch_size, limit):
         yield to_pixels(block)
+
+
+def check_sample_file(location, settings: Settings, key: str | None = None):
+    """Open a samples array and check its geometry against the protocol before any feature is extracted."""
+    from walt_bench.evaluation.samples import open_samples
+
+    rows = open_samples(location, key)
+    shape = rows.shape if len(rows.shape) == 5 else (rows.shape[0], 1, *rows.shape[1:])  # images: 1 frame
+    check_clips(shape[1], shape[2], shape[3], settings, f"the clips in {location}:{rows.key}")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- real data
 
 
 def reference_dataset(spec, split: str):
@@ -142,21 +211,26 @@ def reference_dataset(spec, split: str):
     return dataset
 
 
-def dataset_fingerprint(dataset) -> str:
-    """sha256 of the (file name, label) list of a dataset: changes when a split list or annotation CSV does."""
+def dataset_fingerprint(dataset, root: str | Path | None = None) -> str:
+    """sha256 of the (file name, label) list of a dataset, names relative to ``root`` (so the same data under
+    another folder has the same identity): changes when a split list or annotation CSV does."""
     digest = hashlib.sha256()
     samples = getattr(dataset, "samples", None)
     if samples is None:
         digest.update(f"{type(dataset).__name__}:{len(dataset)}".encode())
-    else:
-        for path, label in samples:
-            digest.update(f"{Path(path).as_posix()}\t{label}\n".encode())
+        return digest.hexdigest()
+    base = Path(root).resolve() if root is not None else None
+    for path, label in samples:
+        name = Path(path)
+        if base is not None and name.is_absolute() and name.resolve().is_relative_to(base):
+            name = name.resolve().relative_to(base)
+        digest.update(f"{name.as_posix()}\t{label}\n".encode())
     return digest.hexdigest()
 
 
 def dataset_batches(spec, split: str, count: int, batch_size: int, dataset=None) -> Iterator[torch.Tensor]:
     """``count`` real clips of ``split`` through the data layer, in a seeded order; epochs repeat with new
-    clip windows when the split holds fewer videos than ``count``."""
+    clip windows when the split holds fewer videos than ``count`` (4 x 10,000 UCF-101 clips from 9,537 videos)."""
     from walt_bench.data.base import ItemKey
 
     dataset = dataset if dataset is not None else reference_dataset(spec, split)
@@ -187,12 +261,40 @@ class KeyedClips(torch.utils.data.Dataset):
         return self.dataset[self.keys[j]]["video"]
 
 
-CACHE_KEY_VERSION = 2  # bump when the key or the statistics computation changes
+# ------------------------------------------------------------------------------- reference statistics
 
 
-def cache_key(spec, settings: Settings, extractor: Extractor, fingerprint: str) -> dict:
+def identity(spec, settings: Settings, extractor: Extractor) -> dict:
+    """What reference statistics for this evaluation must have been made with (see ``statsfile.CHECKED``)."""
+    data = spec.data
+    return dict(
+        walt_bench_stats=STATS_FORMAT,
+        protocol=settings.protocol.name,
+        extractor=extractor.kind,
+        extractor_backend=extractor.backend,
+        weights_sha256=extractor.weights_sha256,
+        covariance=settings.covariance,
+        reference_sets=settings.reference_sets if settings.repeats > 1 else None,
+        sets=settings.reference_repeats,
+        num_samples=settings.reference_samples,
+        dataset=data.dataset,
+        split=settings.reference_split,
+        fold=data.fold,
+        frames=data.num_frames,
+        height=data.height,
+        width=data.width,
+        dim=extractor.feature_dim,
+    )
+
+
+CACHE_KEY_VERSION = 3  # bump when the key or the statistics computation changes
+
+
+def cache_key(
+    spec, settings: Settings, extractor: Extractor, fingerprint: str, features: bool = False
+) -> dict:
     """Everything that changes reference statistics: the data (root, split, fold, list/CSV contents, clip
-    geometry and sampling), the protocol and its counts, and the extractor (kind, backend, weights hash)."""
+    geometry and sampling), the protocol and its counts and sets, and the extractor (kind, backend, weights)."""
     data = spec.data
     return dict(
         version=CACHE_KEY_VERSION,
@@ -209,15 +311,19 @@ def cache_key(spec, settings: Settings, extractor: Extractor, fingerprint: str) 
         skip_unreadable=data.skip_unreadable,
         protocol=settings.protocol.name,
         n=settings.reference_samples,
+        sets=settings.reference_repeats,
         offset=settings.frame_offset,
         covariance=settings.covariance,
         seed=spec.run.seed,
         extractor=(extractor.kind, extractor.backend, extractor.weights_sha256),
+        features=features,
     )
 
 
-def _cache_path(spec, settings: Settings, extractor: Extractor, fingerprint: str) -> Path:
-    key = cache_key(spec, settings, extractor, fingerprint)
+def _cache_path(
+    spec, settings: Settings, extractor: Extractor, fingerprint: str, features: bool = False
+) -> Path:
+    key = cache_key(spec, settings, extractor, fingerprint, features)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     name = f"{spec.data.dataset}-{settings.reference_split}-{settings.protocol.name}-{digest}.npz"
     return Path(spec.eval.cache_dir) / name
@@ -231,64 +337,115 @@ def reference_statistics(
     samples=None,
     use_given: bool = True,
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Real-data (mu, sigma, meta): ``eval.reference_stats``, the samples' ``references``, or the cached/computed
-    statistics of ``reference_samples`` clips of ``reference_split``."""
+    keep_features: bool = False,
+) -> ReferenceStats:
+    """The real-data reference sets: ``eval.reference_stats`` (checked against this evaluation), the samples'
+    ``references``, or the cached/computed statistics of ``reference_samples`` clips of ``reference_split``
+    per set (``settings.reference_repeats`` sets). ``keep_features``: also the feature rows (for KID)."""
     from walt_bench.evaluation.samples import has_array
 
+    expected = identity(spec, settings, extractor)
     given = spec.eval.reference_stats
     if use_given and given and has_array(given, "arr_0") and not has_array(given, "mu"):
-        return _from_arrays(spec, settings, extractor, given, "arr_0", progress)  # ADM batch of images only
+        return _from_arrays(spec, settings, extractor, given, "arr_0", progress, keep_features)  # ADM images
     if use_given and given:
-        mu, sigma, meta = load_stats(given)
-        return mu, sigma, {**meta, "source": given}
+        return _given(given, settings, expected, keep_features)
     if samples is not None and has_array(samples, "references"):
-        return _from_arrays(spec, settings, extractor, samples, "references", progress)
+        return _from_arrays(spec, settings, extractor, samples, "references", progress, keep_features)
+
     dataset = reference_dataset(spec, settings.reference_split)
-    path = _cache_path(spec, settings, extractor, dataset_fingerprint(dataset))
+    fingerprint = dataset_fingerprint(dataset, spec.data.root)
+    path = _cache_path(spec, settings, extractor, fingerprint, keep_features)
     if path.is_file():
         try:
-            mu, sigma, meta = load_stats(path)
-        except DataError as exc:  # a broken cache entry is recomputed, not fatal
-            warnings.warn(f"ignoring unreadable cached statistics: {exc}", RuntimeWarning, stacklevel=2)
+            stats = read_stats(path, with_features=keep_features)
+            check_matches(stats, {**expected, "data_fingerprint": fingerprint}, str(path))
+        except UserError as exc:  # a broken or stale cache entry is recomputed, not fatal
+            warnings.warn(f"ignoring cached statistics: {exc}", RuntimeWarning, stacklevel=2)
         else:
-            if mu.size == extractor.feature_dim and meta.get("num_samples") == settings.reference_samples:
-                return mu, sigma, {**meta, "source": str(path), "cached": True}
-    acc = MetricAccumulator(extractor, None, settings, settings.reference_samples, 1)
-    batches = dataset_batches(
-        spec, settings.reference_split, settings.reference_samples, spec.eval.batch_size, dataset
+            if stats.sets == settings.reference_repeats and (not keep_features or stats.features is not None):
+                stats.info = {"source": str(path), "cached": True, "verified": True}
+                return stats
+    acc = MetricAccumulator(
+        extractor, None, settings, settings.reference_samples, settings.reference_repeats, keep_features
     )
-    run_batches(batches, acc, settings, "reference features", progress)
-    mu, sigma, meta = _finish(acc, settings, {"source": str(path), "cached": False})
-    save_stats(
-        path,
-        mu,
-        sigma,
-        num_samples=acc.seen,
-        protocol=settings.protocol.name,
-        extractor=extractor.kind,
-        weights_sha256=extractor.weights_sha256,
-        split=settings.reference_split,
-    )
-    return mu, sigma, meta
+    count = settings.reference_samples * settings.reference_repeats
+    batches = dataset_batches(spec, settings.reference_split, count, spec.eval.batch_size, dataset)
+    what = f"real clips of {spec.data.dataset}/{settings.reference_split}"
+    run_batches(batches, acc, settings, "reference features", progress, what)
+    meta = {k: v for k, v in expected.items() if k != "dim"}
+    stats = _finish(acc, settings, {**meta, "data_fingerprint": fingerprint, "spec_hash": spec.hash})
+    write_stats(path, stats)
+    stats.info = {"source": str(path), "cached": False, "verified": True}
+    return stats
 
 
-def _from_arrays(spec, settings: Settings, extractor: Extractor, location, key: str, progress: bool):
+def _given(location, settings: Settings, expected: dict, keep_features: bool) -> ReferenceStats:
+    """``eval.reference_stats``: refused when it was made under other settings or holds the wrong sets."""
+    stats = read_stats(location, with_features=keep_features)
+    source = f"eval.reference_stats={location}"
+    check_matches(stats, expected, source)
+    if stats.sets != settings.reference_repeats:
+        if stats.sets == 1:
+            raise StatsMismatchError(
+                f"{source} holds one reference set; this evaluation compares each of its {settings.repeats} "
+                "repeats with its own real set (eval.reference_sets=per_repeat, MAGVIT's protocol). Make per-repeat "
+                "statistics with `walt-bench eval stats`, or set eval.reference_sets=shared to compare every "
+                "repeat with this one set (results then say so)."
+            )
+        raise StatsMismatchError(
+            f"{source} holds {stats.sets} reference sets; this evaluation needs {settings.reference_repeats} "
+            f"(eval.repeats={settings.repeats}, eval.reference_sets={settings.reference_sets})."
+        )
+    note = (
+        None
+        if stats.verified
+        else (
+            "the file records no protocol, extractor or weights (pytorch-fid / ADM layout): not verified to match"
+        )
+    )
+    stats.info = {"source": str(location), "verified": stats.verified, "note": note}
+    return stats
+
+
+def _from_arrays(
+    spec, settings: Settings, extractor: Extractor, location, key: str, progress: bool, keep_features: bool
+) -> ReferenceStats:
     """Reference statistics of the clips/images stored under ``key`` of a samples/reference ``.npz``."""
-    from walt_bench.evaluation.samples import open_samples
+    rows = check_sample_file(location, settings, key)
+    sets = settings.reference_repeats
+    per_set = min(settings.reference_samples, len(rows) // sets)
+    if per_set < 2:
+        raise DataError(
+            f"{location}:{key} holds {len(rows)} clips; {sets} reference set(s) need at least 2 each"
+        )
+    acc = MetricAccumulator(extractor, None, settings, per_set, sets, keep_features)
+    batches = sample_batches(location, spec.eval.batch_size, per_set * sets, key)
+    run_batches(batches, acc, settings, "reference features", progress, f"the clips in {location}:{key}")
+    meta = {
+        k: v for k, v in identity(spec, settings, extractor).items() if k not in ("dim", "dataset", "split")
+    }
+    stats = _finish(acc, settings, {**meta, "num_samples": per_set, "dataset": f"{location}:{key}"})
+    stats.info = {"source": f"{location}:{key}", "verified": True}
+    return stats
 
-    count = min(len(open_samples(location, key)), settings.reference_samples)
-    acc = MetricAccumulator(extractor, None, settings, count, 1)
-    batches = sample_batches(location, spec.eval.batch_size, count, key)
-    run_batches(batches, acc, settings, "reference features", progress)
-    return _finish(acc, settings, {"source": f"{location}:{key}"})
+
+def _finish(acc: MetricAccumulator, settings: Settings, meta: dict) -> ReferenceStats:
+    for stats in acc.stats:
+        if stats.count < 2:
+            raise DataError(f"reference statistics need at least 2 clips per set, got {stats.count}")
+    pooled = RunningStats.pooled(acc.stats)
+    features = [acc.feature_rows(r) for r in range(acc.repeats)] if acc.features is not None else None
+    return ReferenceStats(
+        mu=[s.mean.copy() for s in acc.stats],
+        sigma=[s.covariance(settings.covariance) for s in acc.stats],
+        meta=meta,
+        features=features,
+        pooled=(pooled.mean, pooled.covariance(settings.covariance)),
+    )
 
 
-def _finish(acc: MetricAccumulator, settings: Settings, meta: dict):
-    stats = acc.stats[0]
-    if stats.count < 2:
-        raise DataError(f"reference statistics need at least 2 clips, got {stats.count}")
-    return stats.mean.copy(), stats.covariance(settings.covariance), {**meta, "num_samples": stats.count}
+# ------------------------------------------------------------------------------------------ scoring
 
 
 def _summary(values: list[float]) -> dict:
@@ -299,10 +456,8 @@ def _summary(values: list[float]) -> dict:
 def score_samples(
     spec, settings: Settings, fd: Extractor, is_: Extractor | None, samples, *, progress: bool = True
 ) -> dict:
-    """FD (and IS) of the samples in ``samples`` against the reference statistics, per repeat."""
-    from walt_bench.evaluation.samples import open_samples
-
-    available = len(open_samples(samples))
+    """FD, KID (and IS) of the samples in ``samples`` against the reference sets, per repeat."""
+    available = len(check_sample_file(samples, settings))
     requested = spec.eval.num_samples
     if requested is not None and available < requested:
         raise UserError(
@@ -320,33 +475,76 @@ def score_samples(
             f"{settings.repeats}. Using {repeats} x {per_repeat}: the numbers are not comparable with the paper's.",
             stacklevel=2,
         )
-    mu_r, sigma_r, ref_meta = reference_statistics(spec, settings, fd, samples=samples, progress=progress)
-    acc = MetricAccumulator(fd, is_, settings, per_repeat, repeats)
-    run_batches(
-        sample_batches(samples, spec.eval.batch_size, acc.total), acc, settings, "sample features", progress
+    kid = spec.eval.kid
+    ref = reference_statistics(spec, settings, fd, samples=samples, progress=progress, keep_features=kid)
+    acc = MetricAccumulator(
+        fd, is_, settings, per_repeat, repeats, keep_features=kid and ref.features is not None
     )
+    batches = sample_batches(samples, spec.eval.batch_size, acc.total)
+    run_batches(batches, acc, settings, "sample features", progress, f"the generated clips in {samples}")
+
     proto = settings.protocol
-    fds = [frechet_distance(s.mean, s.covariance(settings.covariance), mu_r, sigma_r) for s in acc.stats]
+    which = [r if ref.sets > 1 else 0 for r in range(repeats)]  # the reference set of each repeat
+    fds = [
+        frechet_distance(s.mean, s.covariance(settings.covariance), ref.mu[w], ref.sigma[w])
+        for s, w in zip(acc.stats, which)
+    ]
+    counts = {"generated": per_repeat, "reference": ref.meta.get("num_samples")}
     result = {
         "protocol": proto.to_dict(),
         "metric": proto.metric,
-        proto.metric: _summary(fds),
+        proto.metric: {**_summary(fds), "N": counts},
         "num_samples": per_repeat,
         "repeats": repeats,
+        "reference_sets": "shared" if ref.sets == 1 and repeats > 1 else "per_repeat",
         "below_protocol_count": available < wanted,
         "covariance": settings.covariance,
         "frame_offset": settings.frame_offset,
-        "reference": {**ref_meta, "split": settings.reference_split},
+        "reference": {**ref.meta, **ref.info, "sets": ref.sets, "split": settings.reference_split},
         "extractor": fd.describe(),
     }
+    if kid:
+        result.update(_kid(spec, acc, ref, which, counts))
     if is_ is not None:
         per_split = [s for acc_is in acc.scores for s in acc_is.scores()]
         if proto.is_split == "chunk5000":  # ADM reports the mean over 5,000-sample chunks
-            result[proto.is_metric] = {**_summary(per_split), "chunk": ADM_IS_CHUNK}
+            result[proto.is_metric] = {**_summary(per_split), "chunk": ADM_IS_CHUNK, "N": per_repeat}
         else:
-            result[proto.is_metric] = _summary(per_split)
+            result[proto.is_metric] = {**_summary(per_split), "N": per_repeat}
         result["is_extractor"] = is_.describe()
     return result
+
+
+def _kid(spec, acc: MetricAccumulator, ref: ReferenceStats, which: list[int], counts: dict) -> dict:
+    """KID per repeat against the same reference set as its Fréchet distance (torchmetrics)."""
+    from walt_bench.evaluation.kid import kernel_inception_distance
+
+    if ref.features is None:
+        return {
+            "KID": None,
+            "KID_note": "the reference statistics hold no feature rows (only mu/sigma), which KID needs; make "
+            "them with `walt-bench eval stats` (eval.kid=true) or from the data",
+        }
+    runs = [
+        kernel_inception_distance(
+            ref.features[w],
+            acc.feature_rows(r),
+            subsets=spec.eval.kid_subsets,
+            subset_size=spec.eval.kid_subset_size,
+            seed=spec.run.seed + r,
+        )
+        for r, w in enumerate(which)
+    ]
+    return {
+        "KID": {
+            **_summary([k["value"] for k in runs]),
+            "subset_std": [k["subset_std"] for k in runs],
+            "subsets": runs[0]["subsets"],
+            "subset_size": runs[0]["subset_size"],
+            "N": counts,
+            "features": acc.fd.kind,
+        }
+    }
 
 
 def fd_between(
@@ -359,8 +557,7 @@ def fd_between(
     progress: bool = True,
 ) -> float:
     """Fréchet distance between two streams of (B, T, 3, H, W) clips in [-1, 1] (first ``count`` of each),
-    e.g. the tokenizer's rFVD: ``fd_between(originals, reconstructions, build_extractor("i3d", spec.eval),
-    resolve(spec.eval.model_copy(update={"protocol": "rfvd"})), 10_000)``."""
+    each through :func:`prepare`. The tokenizer's streaming rFVD is :mod:`walt_bench.evaluation.rfvd`."""
     stats = []
     for name, stream in (("real", real), ("generated", fake)):
         acc = run_batches(
@@ -369,6 +566,7 @@ def fd_between(
             settings,
             f"{name} features",
             progress,
+            f"{name} clips",
         )
         stats.append((acc.stats[0].mean, acc.stats[0].covariance(settings.covariance)))
     return frechet_distance(*stats[0], *stats[1])
