@@ -66,6 +66,9 @@ def test_torchmetrics_fid_with_our_inception_as_feature_module_agrees_with_our_f
 
     torch.manual_seed(0)
     net = FIDInceptionV3().eval()
+    for module in net.modules():  # keep activations O(1) through the depth (default init: features ~1e-8)
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     torch.save(net.state_dict(), tmp_path / "inception.pth")
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, (4, 24, 24, 3), dtype=np.uint8)
@@ -80,7 +83,7 @@ def test_torchmetrics_fid_with_our_inception_as_feature_module_agrees_with_our_f
         for images, is_real in ((real, True), (fake, False)):
             metric.update(torch.from_numpy(images).permute(0, 3, 1, 2), real=is_real)
         theirs = float(metric.compute())
-    assert our_fid > 0 and theirs == pytest.approx(our_fid, rel=1e-4)
+    assert our_fid > 0.1 and theirs == pytest.approx(our_fid, rel=1e-4)
 
 
 def test_no_dependency_pulls_in_torchvision_or_torch_fidelity():
