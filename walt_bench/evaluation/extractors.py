@@ -314,10 +314,11 @@ def load_c3d(location: str, device: str | torch.device = "cpu") -> Extractor:
                 ((video.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 1, 3, 4)
             )
             probs = script(clips).double()
+            sums = probs.sum(-1) if probs.ndim == 2 else probs.new_zeros(1)
             if (
                 probs.ndim != 2
                 or (probs < 0).any()
-                or not torch.allclose(probs.sum(-1), torch.ones(1).double(), atol=1e-3)
+                or not torch.allclose(sums, torch.ones_like(sums), atol=1e-3)
             ):
                 raise WeightsError(
                     f"TorchScript {location} returned {tuple(probs.shape)} values that are not class probabilities "
