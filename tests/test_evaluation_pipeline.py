@@ -249,7 +249,7 @@ def test_fd_between_two_clip_streams_equals_fd_of_their_feature_statistics():
     ],
 )
 def test_reference_cache_key_changes_with_what_changes_the_statistics(tmp_path, override):
-    from walt_bench.evaluation.evaluate import _cache_path
+    from walt_bench.evaluation.reference import _cache_path
     from walt_bench.spec import load_spec
 
     spec_file = write_spec(tmp_path, protocol="synthetic_fvd")
@@ -262,7 +262,7 @@ def test_reference_cache_key_changes_with_what_changes_the_statistics(tmp_path, 
 
 
 def test_reference_cache_key_changes_with_the_weights_and_the_file_list(tmp_path):
-    from walt_bench.evaluation.evaluate import _cache_path
+    from walt_bench.evaluation.reference import _cache_path
     from walt_bench.spec import load_spec
 
     spec = load_spec(write_spec(tmp_path, protocol="synthetic_fvd"))

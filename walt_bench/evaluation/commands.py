@@ -202,8 +202,8 @@ def _run(args) -> int:
 
 
 def _stats(args) -> int:
-    from walt_bench.evaluation.evaluate import reference_statistics
     from walt_bench.evaluation.protocols import resolve
+    from walt_bench.evaluation.reference import reference_statistics
     from walt_bench.evaluation.statsfile import write_stats
     from walt_bench.spec import load_spec
 
