@@ -27,7 +27,7 @@ DEVICE_DEFAULTS = {
         attn_heads=4,
         attn_batch=1,
         sample_batch=4,
-        eval_batch=2,
+        eval_batch=1,
         matmul_n=2048,
         repeats=3,
         warmup=1,
@@ -114,7 +114,7 @@ def register(subparsers) -> None:
     bench.add_argument(
         "--sample-steps", type=int, help="DDIM steps (default: the spec's diffusion.sample_steps)"
     )
-    bench.add_argument("--eval-batch", type=int, help="clips per extractor call (cpu 2, cuda 16)")
+    bench.add_argument("--eval-batch", type=int, help="clips per extractor call (cpu 1, cuda 16)")
     bench.add_argument(
         "--extractors",
         default=",".join(EXTRACTORS),
