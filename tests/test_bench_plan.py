@@ -59,6 +59,17 @@ def test_activation_memory_counts_the_attention_probabilities_of_every_window():
     assert bf16["math_attention"] < act["math_attention"]
 
 
+def test_activation_memory_is_what_autograd_saves_without_the_parameters():
+    import torch
+    from torch import nn
+
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(8, 16))
+        x = torch.empty(1, 4, 8, requires_grad=True)  # as a hidden layer's input: the weight is saved too
+    # Linear saves its input (4 x 8 fp32 = 128 bytes) and its weight (a parameter: not an activation)
+    assert plan.activation_bytes(model, {"input": x}, "fp32")["math_attention"] == 128
+
+
 def test_table_names_and_the_paper_tables_found():
     assert plan.table_of("table3b-st5x8x8.yaml") == "3b" and plan.table_of("walt-L.yaml") is None
     tables = plan.paper_table_specs(ROOT)

@@ -57,13 +57,15 @@ def test_configure_sets_torch_threads_when_torch_is_loaded(monkeypatch, restore_
     assert torch.get_num_threads() == 2 and "OMP_NUM_THREADS" not in env
 
 
-def test_before_torch_loads_the_affinity_mask_becomes_torchs_thread_count():
-    cpu = min(os.sched_getaffinity(0))
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "LOCAL_WORLD_SIZE")}
-    env["PYTHONPATH"] = str(ROOT)
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 usable CPUs")
+def test_before_torch_loads_the_rule_becomes_torchs_thread_count():
+    # 2 CPUs shared by LOCAL_WORLD_SIZE=2 processes: 1 thread each, where torch alone would take 2
+    cpus = set(sorted(os.sched_getaffinity(0))[:2])
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env.update(PYTHONPATH=str(ROOT), LOCAL_WORLD_SIZE="2")
     code = (
-        "from walt_bench.bench.threads import configure_threads; n = configure_threads(); "
-        "import torch; print(n, torch.get_num_threads())"
+        "import os; from walt_bench.bench.threads import configure_threads; n = configure_threads(); "
+        "import torch; print(n, torch.get_num_threads(), os.environ['OMP_NUM_THREADS'])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -71,9 +73,9 @@ def test_before_torch_loads_the_affinity_mask_becomes_torchs_thread_count():
         capture_output=True,
         text=True,
         check=True,
-        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
     ).stdout.split()
-    assert out == ["1", "1"]
+    assert out == ["1", "1", "1"]
 
 
 def test_the_cli_applies_the_rule_before_dispatch(monkeypatch):
