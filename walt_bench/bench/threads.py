@@ -62,17 +62,15 @@ def thread_count(environ: MutableMapping[str, str] | None = None, cpus: int | No
 
 
 def configure_threads(environ: MutableMapping[str, str] | None = None) -> int | None:
-    """Apply :func:`thread_count`; returns the count set, or None when ``OMP_NUM_THREADS`` was respected.
+    """Apply :func:`thread_count` at CLI start; returns the count set, or None when nothing was changed.
 
-    Before torch is imported this sets ``OMP_NUM_THREADS`` (read by OpenMP/MKL when torch loads, and inherited
-    by child processes); when torch is already loaded it calls ``torch.set_num_threads``.
+    It sets ``OMP_NUM_THREADS`` before torch is imported (OpenMP/MKL read it when torch loads; child processes
+    such as loader workers inherit it). A process that loaded torch before calling the CLI (a test suite, a
+    notebook) has chosen its threads already and is left alone.
     """
     environ = os.environ if environ is None else environ
     n = thread_count(environ)
-    if n is None:
+    if n is None or "torch" in sys.modules:
         return None
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n)
-    else:
-        environ["OMP_NUM_THREADS"] = str(n)
+    environ["OMP_NUM_THREADS"] = str(n)
     return n
