@@ -13,9 +13,11 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from engine_tiny import TinyNet, configs, make_loader
+from engine_tiny import TinyNet, configs, make_loader, tiny_train
 
-from walt_bench.engine import Part, init_distributed, read_metrics, shutdown_distributed, train
+from walt_bench.engine.distributed import init_distributed, shutdown_distributed
+from walt_bench.engine.loop import Part
+from walt_bench.engine.rundir import read_metrics
 
 
 def plain_loss(batch, ctx):
@@ -33,7 +35,7 @@ def run(out: Path, name: str, parallel: str, dropout: float, stop_at=None):
     )
     torch.manual_seed(0)  # the same init on every rank
     net = TinyNet(dropout=dropout)
-    return train(
+    return tiny_train(
         [Part("net", net, plain_loss)],
         make_loader(batch=4, seed=0, rank=info.rank),
         train_cfg=train_cfg,
@@ -63,7 +65,7 @@ def run_gan(out: Path):
         return d(ctx.state["fake"]).mean() - d(batch["y"]).mean()  # two forwards, one backward
 
     parts = [Part("gen", gen, g_loss), Part("disc", disc, d_loss, start_step=2)]
-    train(
+    tiny_train(
         parts,
         make_loader(batch=4, seed=0, rank=info.rank),
         train_cfg=train_cfg,

@@ -71,3 +71,30 @@ def configs(tmp_path, name: str = "tiny", **train_overrides):
     run_cfg = SimpleNamespace(name=name, seed=7, out_dir=str(tmp_path), device="cpu")
     spec_dict = {"train": train_cfg.model_dump(mode="json"), "run": {"name": name, "seed": 7}}
     return train_cfg, run_cfg, TrackingConfig(enabled=False), spec_dict
+
+
+def tiny_train(parts, loader, *, train_cfg, run_cfg, spec_dict, spec_hash, tracking_cfg=None, **kw):
+    """``engine.loop.train`` in ``<out_dir>/<name>-<spec_hash>`` with identity ``spec_hash`` (the fields behind it:
+    the flattened ``spec_dict``) and an MLflow tracker when ``tracking_cfg`` is enabled."""
+    from pathlib import Path
+
+    from walt_bench.engine.loop import train
+    from walt_bench.tracking.mlflow import make_tracker
+
+    fields = {f"{section}.{k}": v for section, values in spec_dict.items() for k, v in values.items()}
+    tracker = make_tracker(
+        tracking_cfg, run_name=run_cfg.name, params=spec_dict, tags={"identity": spec_hash}
+    )
+    return train(
+        parts,
+        loader,
+        train_cfg=train_cfg,
+        run_dir=Path(run_cfg.out_dir) / f"{run_cfg.name}-{spec_hash}",
+        seed=run_cfg.seed,
+        device=run_cfg.device,
+        identity=spec_hash,
+        identity_fields=fields,
+        spec_dict=spec_dict,
+        tracker=tracker,
+        **kw,
+    )

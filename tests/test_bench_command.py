@@ -110,3 +110,25 @@ def test_bench_on_cuda_reports_bf16_mfu_memory_and_the_sdpa_backend(tmp_path):
     assert den["memory"]["step_bytes"] > 0 and den["mfu"] > 0
     assert den["attention_kernels"] and set(den["attention_kernels"]) <= set(KERNELS.values())
     assert result["sections"]["attention"]["grids"][0]["speedup"] > 0
+
+
+def test_bench_takes_a_scale_overlay(tmp_path):
+    from walt_bench.spec import load_spec
+
+    spec = str(Path(__file__).resolve().parents[1] / "experiments/ablations/table3d-r2.yaml")
+    out = tmp_path / "cpu-scale.json"
+    args = [
+        "bench",
+        "--device",
+        "cpu",
+        "--spec",
+        spec,
+        "--scale",
+        "smoke",
+        "--only",
+        "peak",
+        "--matmul-n",
+        "32",
+    ]
+    assert cli.main([*args, "--repeats", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["spec_hash"] == load_spec(spec, scale="smoke").hash

@@ -32,7 +32,8 @@ def _throughput(mfu=0.5, peak=1e15):
 
 
 def test_plan_spec_chains_model_flops_steps_batch_peak_and_mfu():
-    from walt_bench.denoiser import build_denoiser, model_info
+    from walt_bench.denoiser.info import model_info
+    from walt_bench.denoiser.model import build_denoiser
 
     spec = load_spec(SMOKE)
     p = plan.plan_spec(spec, _throughput(), gpus=2)
@@ -125,3 +126,15 @@ def test_plan_command_writes_json_and_markdown_and_labels_an_assumed_mfu(tmp_pat
     assert "GPU-hours" in out.with_suffix(".md").read_text()
     assert cli.main(["plan", "--spec", str(SMOKE), "--mfu", "1.5"]) == 2
     assert cli.main(["plan"]) == 2
+
+
+def test_plan_applies_a_scale_overlay(tmp_path):
+    from walt_bench import cli
+
+    out = tmp_path / "small.json"
+    spec = str(ROOT / "experiments/ablations/table3d-r2.yaml")
+    assert cli.main(["plan", "--spec", spec, "--scale", "small", "--out", str(out)]) == 0
+    small = json.loads(out.read_text())
+    as_written = plan.plan_spec(load_spec(spec), _throughput())
+    assert small["scale"] == "small" and small["spec"]["steps"] == load_spec(spec, scale="small").train.steps
+    assert small["spec"]["params"] < as_written["params"]  # W.A.L.T-B instead of L

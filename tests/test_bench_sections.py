@@ -53,7 +53,8 @@ def test_attention_rows_time_windowed_and_full_models(spec):
 
 
 def test_denoiser_mfu_uses_the_models_flop_count_and_the_measured_peak(spec):
-    from walt_bench.denoiser import build_denoiser, forward_flops
+    from walt_bench.denoiser.info import forward_flops
+    from walt_bench.denoiser.model import build_denoiser
 
     out = sections.run_denoiser(_cfg(spec), peak=1e9)
     fwd = forward_flops(build_denoiser(spec))["total"]

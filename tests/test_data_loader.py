@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from walt_bench.data import build_dataset, build_loader, synthesize
 from walt_bench.data.config import DataConfig
 from walt_bench.data.fakes import make_ucf101_tree
+from walt_bench.data.loader import build_dataset, build_loader
+from walt_bench.data.synthetic import synthesize
 from walt_bench.errors import DataError
 
 

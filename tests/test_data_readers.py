@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from walt_bench.data import build_dataset
 from walt_bench.data.base import ItemKey
 from walt_bench.data.config import DataConfig
 from walt_bench.data.fakes import level_to_frame, make_image_tree, make_kinetics_tree, make_ucf101_tree
 from walt_bench.data.imagenet import ImageNet
 from walt_bench.data.kinetics import Kinetics600
+from walt_bench.data.loader import build_dataset
 from walt_bench.data.ucf101 import UCF101
 from walt_bench.data.video_io import UnreadableFileError
 from walt_bench.errors import DataError

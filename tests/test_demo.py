@@ -1,4 +1,4 @@
-"""`walt-bench demo`: the stage list of the embedded default and how a failing stage stops it."""
+"""`walt-bench demo`: the stage functions it runs, in order, and how a failing stage stops it."""
 
 from __future__ import annotations
 
@@ -6,50 +6,99 @@ from pathlib import Path
 
 import pytest
 
-from walt_bench import demo
+from walt_bench import stages
 from walt_bench.errors import UserError
 from walt_bench.spec import load_spec
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke" / "default.yaml"
 
 
-def test_stages_run_the_pipeline_in_order_with_the_overrides(tmp_path):
-    spec = load_spec(SMOKE, [f"data.root={tmp_path}/synthetic"])
-    stages = demo.demo_stages(str(SMOKE), ["train.steps=3"], spec, tmp_path / "run")
-    names = [name for name, _ in stages]
-    assert names == [
-        "synthesize data",
-        "check data",
-        "train tokenizer",
-        "train synthetic classifier",
-        "evaluate tokenizer",
-        "encode latent cache",
-        "train W.A.L.T",
-        "sample",
-        "evaluate samples",
-    ]
-    assert stages[0][1] == ["data", "synth", "--out", f"{tmp_path}/synthetic"]
-    assert all(argv[-1] == "train.steps=3" for _, argv in stages[1:])
-    sample_argv = dict(stages)["sample"]
-    assert sample_argv[sample_argv.index("--out") + 1] == str(tmp_path / "run" / "samples")
-
-
-def test_existing_data_is_not_synthesized_again(tmp_path):
-    (tmp_path / "ucfTrainTestlist").mkdir()
-    spec = load_spec(SMOKE, [f"data.root={tmp_path}"])
-    assert "synthesize data" not in [name for name, _ in demo.demo_stages(str(SMOKE), [], spec, tmp_path)]
-
-
-def test_a_failing_stage_stops_the_demo_with_its_name(tmp_path, monkeypatch):
-    (tmp_path / "ucfTrainTestlist").mkdir()
+def _record_calls(monkeypatch, fail: str | None = None) -> list[str]:
     calls = []
 
-    def fake_main(argv):
-        calls.append(argv[:2])
-        return 2 if argv[:2] == ["tokenizer", "train"] else 0
+    def fake(name):
+        def run(*args, **kwargs):
+            calls.append(name)
+            if name == fail:
+                raise UserError(f"{name} broke")
+            return {"path": "samples"} if name == "samples" else {}
 
-    monkeypatch.setattr("walt_bench.cli.main", fake_main)
-    overrides = [f"data.root={tmp_path}", f"run.out_dir={tmp_path}/runs"]
-    with pytest.raises(UserError, match=r"stage 2 \(train tokenizer\) with exit status 2"):
-        demo.run_demo(str(SMOKE), overrides)
-    assert calls == [["data", "check"], ["tokenizer", "train"]]  # nothing ran after the failure
+        return run
+
+    for name in (
+        "ensure_data",
+        "tokenizer",
+        "classifier",
+        "tokenizer_eval",
+        "latents",
+        "diffusion",
+        "samples",
+    ):
+        monkeypatch.setattr(stages, name, fake(name))
+    monkeypatch.setattr(stages, "metrics", fake("metrics"))
+    return calls
+
+
+def test_stages_run_the_pipeline_in_order(monkeypatch, tmp_path):
+    calls = _record_calls(monkeypatch)
+    record = stages.run_stages(load_spec(SMOKE, [f"run.out_dir={tmp_path}"]))
+    expected = ["ensure_data", "tokenizer", "classifier", "tokenizer_eval", "latents", "diffusion", "samples"]
+    assert calls == [*expected, "metrics"]
+    assert list(record["stages"]) == list(stages.STAGES)
+
+
+def test_a_failing_stage_stops_the_pipeline_with_its_name(monkeypatch, tmp_path):
+    calls = _record_calls(monkeypatch, fail="tokenizer")
+    with pytest.raises(UserError, match=r"stage 2 \(tokenizer\) stopped: tokenizer broke"):
+        stages.run_stages(load_spec(SMOKE, [f"run.out_dir={tmp_path}"]))
+    assert calls == ["ensure_data", "tokenizer"]  # nothing ran after the failure
+
+
+def test_missing_synthetic_data_is_written_only_when_asked(tmp_path):
+    spec = load_spec(SMOKE, [f"data.root={tmp_path / 'syn'}"])
+    with pytest.raises(UserError):
+        stages.ensure_data(spec)
+    record = stages.ensure_data(spec, synthesize_missing=True)
+    assert record["synthesized"] and (tmp_path / "syn" / "ucfTrainTestlist").is_dir()
+    assert not stages.ensure_data(spec, synthesize_missing=True)["synthesized"]  # kept, not rewritten
+
+
+TINY = [
+    "data.num_frames=5",
+    "data.height=16",
+    "data.width=16",
+    "tokenizer.f_t=2",
+    "tokenizer.channels=8",
+    "tokenizer.num_groups=4",
+    "tokenizer.eval_clips=4",
+    "tokenizer.train.steps=2",
+    "tokenizer.train.ckpt_every=2",
+    "train.steps=2",
+    "train.ckpt_every=2",
+    "train.batch_size=4",
+    "diffusion.sample_steps=2",
+    "model.st_window=[3,2,2]",
+    "eval.num_samples=4",
+    "eval.classifier_epochs=1",
+    "tracking.enabled=false",
+]
+
+
+@pytest.mark.slow
+def test_every_stage_runs_and_status_then_shows_each_done(tmp_path, capsys):
+    """The demo's stages end to end on a tiny setting; `walt-bench status` then shows every stage done, and a
+    second run reuses everything (the trainers' finished runs, the cache, the samples, the metrics)."""
+    from walt_bench.cli import main
+    from walt_bench.status import stage_states
+
+    over = [*TINY, f"data.root={tmp_path / 'syn'}", f"run.out_dir={tmp_path / 'runs'}"]
+    spec = load_spec(SMOKE, over)
+    stages.run_stages(spec, synthesize_missing=True, progress=False)
+    states = {s.stage: s.state for s in stage_states(spec)}
+    assert states == {s: "done" for s in ("tokenizer", "latents", "diffusion", "samples", "metrics")}
+    again = stages.run_stages(spec, progress=False)["stages"]
+    assert again["latents"]["reused"] and again["samples"]["reused"] and again["metrics"]["reused"]
+    capsys.readouterr()
+    assert main(["status", "--spec", str(SMOKE), *over]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[:3][2] for line in table[1:]] == ["done"] * 5

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from walt_bench.denoiser import WALT, DenoiserConfig, adaln_lora
-from walt_bench.denoiser.conditioning import modulate
+from walt_bench.denoiser.conditioning import adaln_lora, modulate
+from walt_bench.denoiser.config import DenoiserConfig
+from walt_bench.denoiser.model import WALT
 from walt_bench.errors import UserError
 
 C, GRID, CLASSES = 4, (3, 4, 4), 5

@@ -11,8 +11,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from walt_bench.denoiser import SIZES, WALT, DenoiserConfig, count_parameters, forward_flops, model_info
-from walt_bench.denoiser.config import SizeName
+from walt_bench.denoiser.config import DenoiserConfig, SizeName
+from walt_bench.denoiser.info import count_parameters, forward_flops, model_info
+from walt_bench.denoiser.model import WALT
+from walt_bench.denoiser.sizes import SIZES
 
 ROOT = Path(__file__).resolve().parents[1]
 UCF = dict(latent_channels=8, latent_size=(5, 16, 16), num_classes=101)  # c=8, p=1, 17x128x128 clips
@@ -104,7 +106,7 @@ def test_every_size_has_a_model_spec():
 
 @pytest.mark.parametrize("path", MODEL_SPECS, ids=lambda p: p.stem)
 def test_model_specs_build(path):
-    from walt_bench.denoiser import build_denoiser
+    from walt_bench.denoiser.model import build_denoiser
     from walt_bench.spec import load_spec
 
     spec = load_spec(path)

@@ -175,3 +175,22 @@ def test_an_image_model_samples_with_the_identity_attention_it_was_trained_with(
     image_calls, video_calls = seen[:2], seen[2:]
     assert all(c is not None and c.dtype == torch.bool and bool(c.all()) for c in image_calls)
     assert all(c is None for c in video_calls) and len(video_calls) == 2
+
+
+def test_stage_sampler_returns_latents_in_tokenizer_space():
+    """Sampling runs in normalised space (§5.3 latent norm); the decoder needs the de-normalised latents."""
+    sched = NoiseSchedule()
+    x0_norm = torch.randn(2, 3, 4, 4, 4)
+    norm = LatentNormalizer(4)
+    norm.set_stats(torch.tensor([3.0, -1.0, 0.5, 2.0]), torch.tensor([2.0, 0.5, 4.0, 1.5]))
+    oracle = _oracle(x0_norm, sched)
+
+    class Oracle(torch.nn.Module):
+        def forward(self, z_t, t, **kwargs):
+            return oracle(z_t, t)
+
+    sampler = StageSampler(
+        Oracle(), DiffusionConfig(sample_steps=10), (3, 4, 4, 4), norm, self_condition=False
+    )
+    out = sampler.sample(2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, norm.denormalize(x0_norm), atol=1e-4, rtol=1e-4)

@@ -153,3 +153,45 @@ def test_a_tiny_model_learns_synthetic_latents():
         model.calls.clear()
     end = eval_loss()
     assert end < 0.5 * start, (start, end)
+
+
+class _FixedV(torch.nn.Module):
+    """Returns v̂ = 0.5 z_t + 1 and records every call's inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[dict] = []
+
+    def forward(self, z_t, t, **kwargs):
+        self.calls.append({"z_t": z_t, "t": t, **kwargs})
+        return 0.5 * z_t + 1.0
+
+
+def test_self_conditioning_feeds_the_x0_estimate_of_the_first_pass_not_its_v():
+    """§4.3: the second pass sees x̂0 = √γ z_t − √(1−γ) v̂ of the first pass (Salimans & Ho), not v̂ itself."""
+    model = _FixedV()
+    obj = DiffusionObjective(DiffusionConfig(p_sc=1.0), NoiseSchedule(), self_condition=True)
+    obj(model, torch.randn(3, 2, 4, 4, 4), generator=torch.Generator().manual_seed(0))
+    first, second = model.calls
+    gamma = NoiseSchedule().gamma(first["t"]).view(-1, 1, 1, 1, 1)
+    v_hat = 0.5 * first["z_t"] + 1.0
+    expected = gamma.sqrt() * first["z_t"] - (1 - gamma).sqrt() * v_hat
+    torch.testing.assert_close(second["self_cond"], expected)
+    assert not torch.allclose(second["self_cond"], v_hat)
+
+
+def test_super_resolution_training_conditions_the_model_on_t_sr():
+    """§4.5: the noise-augmentation level t_sr ~ U(0, t_max_noise) reaches the model (its AdaLN conditioning)."""
+    model = _FixedV()
+    cfg = DiffusionConfig(p_sc=0.0, t_max_noise=0.3, sample_noise_aug=0.1)
+    obj = DiffusionObjective(cfg, NoiseSchedule.from_config(cfg), self_condition=False, lowres_condition=True)
+    lowres = torch.randn(64, 2, 4, 2, 2)
+    obj(model, torch.randn(64, 2, 4, 4, 4), lowres=lowres, generator=torch.Generator().manual_seed(0))
+    t_sr = model.calls[0].get("noise_aug")
+    assert t_sr is not None and t_sr.shape == (64,)
+    assert float(t_sr.min()) >= 0.0 and float(t_sr.max()) <= 0.3 and t_sr.std() > 0.05
+    # the low-res latent is noised with exactly that level: its signal part is sqrt(gamma(t_sr)) * lowres
+    gamma = NoiseSchedule.from_config(cfg).gamma(t_sr).view(-1, 1, 1, 1, 1)
+    residual = model.calls[0]["lowres"] - gamma.sqrt() * lowres
+    noise_scale = residual.flatten(1).std(dim=1) / (1 - gamma).sqrt().flatten()
+    torch.testing.assert_close(noise_scale.mean(), torch.tensor(1.0), atol=0.15, rtol=0)

@@ -8,10 +8,11 @@ import random
 import numpy as np
 import pytest
 import torch
-from engine_tiny import TinyNet, configs, make_loader, regression_loss
+from engine_tiny import TinyNet, configs, make_loader, regression_loss, tiny_train
 
-from walt_bench.engine import Part, load_checkpoint, load_weights, train
 from walt_bench.engine import checkpoint as ckpt_io
+from walt_bench.engine.checkpoint import load_checkpoint, load_weights
+from walt_bench.engine.loop import Part
 from walt_bench.errors import CheckpointError
 
 
@@ -28,7 +29,7 @@ def test_crash_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_p
 
     monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(OSError, match="injected"):
-        train(
+        tiny_train(
             [Part("net", TinyNet(), regression_loss)],
             make_loader(),
             train_cfg=train_cfg,
@@ -65,7 +66,7 @@ def test_keep_last_n_prunes_oldest(tmp_path):
 
 def test_training_keeps_only_the_last_n_checkpoints(tmp_path):
     train_cfg, run_cfg, tracking_cfg, spec_dict = configs(tmp_path, steps=10, ckpt_every=2, keep_last=2)
-    result = train(
+    result = tiny_train(
         [Part("net", TinyNet(), regression_loss)],
         make_loader(),
         train_cfg=train_cfg,
@@ -91,25 +92,22 @@ def test_missing_and_corrupt_files_raise_checkpoint_error_with_the_path(tmp_path
         load_checkpoint(tmp_path / "other.pt")
 
 
-def test_spec_hash_mismatch_is_refused_with_dotted_fields_and_allowed_with_the_flag(tmp_path):
-    old = {"model": {"lora_rank": 2, "st_window": [5, 8, 8]}, "train": {"lr": 5e-4}, "tracking": {"uri": "a"}}
-    new = {
-        "model": {"lora_rank": 16, "st_window": [5, 4, 4]},
-        "train": {"lr": 5e-4},
-        "tracking": {"uri": "b"},
-    }
+def test_identity_mismatch_is_refused_with_dotted_fields_and_allowed_with_the_flag(tmp_path):
+    old = {"model.lora_rank": 2, "model.st_window": [5, 8, 8], "train.lr": 5e-4}
+    new = {"model.lora_rank": 16, "model.st_window": [5, 4, 4], "train.lr": 5e-4}
     path = ckpt_io.atomic_save(
-        {"format": ckpt_io.FORMAT, "spec_hash": "111111111111", "spec": old}, tmp_path / "c.pt"
+        {"format": ckpt_io.FORMAT, "identity": "111111111111", "identity_fields": old, "spec": {}},
+        tmp_path / "c.pt",
     )
     with pytest.raises(CheckpointError) as info:
-        load_checkpoint(path, spec_dict=new, spec_hash="222222222222")
+        load_checkpoint(path, identity="222222222222", identity_fields=new)
     msg = str(info.value)
-    assert "model.lora_rank: checkpoint 2, current 16" in msg
-    assert "model.st_window: checkpoint [5, 8, 8], current [5, 4, 4]" in msg
-    assert "tracking" not in msg.split("Differing fields:")[1] and "--allow-spec-mismatch" in msg
+    assert "model.lora_rank: recorded 2, spec 16" in msg
+    assert "model.st_window: recorded [5, 8, 8], spec [5, 4, 4]" in msg
+    assert "train.lr" not in msg and "--allow-spec-mismatch" in msg
     with pytest.warns(UserWarning, match="model.lora_rank"):
-        assert load_checkpoint(path, spec_dict=new, spec_hash="222222222222", allow_spec_mismatch=True)
-    assert load_checkpoint(path, spec_dict=old, spec_hash="111111111111")["spec"] == old
+        assert load_checkpoint(path, identity="222222222222", identity_fields=new, allow_spec_mismatch=True)
+    assert load_checkpoint(path, identity="111111111111", identity_fields=old)["identity_fields"] == old
 
 
 def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
@@ -124,7 +122,7 @@ def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
 
 def test_load_weights_prefers_ema(tmp_path):
     train_cfg, run_cfg, tracking_cfg, spec_dict = configs(tmp_path, steps=4, ema_decay=0.5)
-    result = train(
+    result = tiny_train(
         [Part("net", TinyNet(), regression_loss)],
         make_loader(),
         train_cfg=train_cfg,

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import torch
-from engine_tiny import TinyNet, configs, make_loader
+from engine_tiny import TinyNet, configs, make_loader, tiny_train
 
-from walt_bench.engine import Part, train
+from walt_bench.engine.loop import Part
 
 HERE = Path(__file__).parent
 
@@ -31,7 +31,7 @@ def single_process_reference(tmp_path):
 
     train_cfg, run_cfg, tracking_cfg, spec_dict = configs(tmp_path, steps=6, grad_accum_steps=2, ema=False)
     torch.manual_seed(0)
-    result = train(
+    result = tiny_train(
         [Part("net", TinyNet(dropout=0.0), plain_loss)],
         both,
         train_cfg=train_cfg,

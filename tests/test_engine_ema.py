@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from walt_bench.engine import EMA
+from walt_bench.engine.ema import EMA
 
 
 def test_update_is_the_exponential_moving_average():

@@ -6,9 +6,11 @@ import json
 
 import pytest
 import torch
-from engine_tiny import TinyNet, configs, make_loader, regression_loss
+from engine_tiny import TinyNet, configs, make_loader, regression_loss, tiny_train
 
-from walt_bench.engine import NonFiniteLossError, Part, autocast_dtype, load_checkpoint, read_metrics, train
+from walt_bench.engine.checkpoint import load_checkpoint
+from walt_bench.engine.loop import NonFiniteLossError, Part, autocast_dtype
+from walt_bench.engine.rundir import read_metrics
 from walt_bench.errors import UserError
 
 
@@ -16,7 +18,7 @@ def run(tmp_path, parts=None, loader=None, spec_hash="aaaaaaaaaaaa", **overrides
     train_cfg, run_cfg, tracking_cfg, spec_dict = configs(tmp_path, **overrides)
     torch.manual_seed(0)
     parts = parts or [Part("net", TinyNet(), regression_loss)]
-    return train(
+    return tiny_train(
         parts,
         loader or make_loader(),
         train_cfg=train_cfg,
@@ -39,7 +41,7 @@ def test_run_directory_holds_spec_metrics_checkpoints_and_summary(tmp_path):
     summary = json.loads((d / "summary.json").read_text())
     assert summary["final_step"] == 8 and summary["status"] == "finished"
     assert summary["final_loss"] == records[-1]["loss"]
-    assert summary["spec_hash"] == "aaaaaaaaaaaa"
+    assert summary["identity"] == "aaaaaaaaaaaa"
     assert [p.rsplit("/", 1)[1] for p in summary["checkpoints"]] == ["step_00000004.pt", "step_00000008.pt"]
     assert summary["best_metrics"]["loss"]["value"] == min(r["loss"] for r in records)
 
@@ -158,7 +160,7 @@ def test_activation_checkpointing_flag_reaches_the_model(tmp_path):
 def test_trainer_flags_parse():
     import argparse
 
-    from walt_bench.engine import add_train_arguments
+    from walt_bench.engine.args import add_train_arguments
 
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
@@ -178,7 +180,7 @@ def test_cuda_run_autocasts_to_bf16_with_fused_adamw(tmp_path):
         dtypes.append((pred.dtype, pred.device.type))
         return ((pred.float() - batch["y"]) ** 2).mean()
 
-    result = train(
+    result = tiny_train(
         [Part("net", TinyNet(), loss)],
         make_loader(),
         train_cfg=train_cfg,
@@ -201,7 +203,7 @@ def test_eval_metrics_are_logged_and_best_values_kept_in_the_summary(tmp_path):
         return {"fvd": scores[step], "is": scores[step]}
 
     train_cfg, run_cfg, tracking_cfg, spec_dict = configs(tmp_path, steps=6)
-    result = train(
+    result = tiny_train(
         [Part("net", TinyNet(), regression_loss)],
         make_loader(),
         train_cfg=train_cfg,

@@ -6,9 +6,11 @@ import json
 
 import pytest
 import torch
-from engine_tiny import TinyNet, configs, make_loader, regression_loss
+from engine_tiny import TinyNet, configs, make_loader, regression_loss, tiny_train
 
-from walt_bench.engine import Part, load_checkpoint, read_metrics, train
+from walt_bench.engine.checkpoint import load_checkpoint
+from walt_bench.engine.loop import Part
+from walt_bench.engine.rundir import read_metrics
 from walt_bench.errors import CheckpointError
 
 STEPS = 10
@@ -21,7 +23,7 @@ def run(
         out, steps=STEPS, ckpt_every=3, grad_accum_steps=grad_accum_steps, batch_size=8, optimizer=optimizer
     )
     torch.manual_seed(0)
-    return train(
+    return tiny_train(
         [Part("net", TinyNet(dropout=0.3), regression_loss)],
         make_loader(),
         train_cfg=train_cfg,
@@ -60,7 +62,7 @@ def test_checkpoint_stores_rng_data_position_and_spec(tmp_path):
     result = run(tmp_path, stop_at=3, grad_accum_steps=2)
     ckpt = load_checkpoint(result.run_dir / "checkpoints" / "step_00000003.pt")
     assert ckpt["step"] == 3 and ckpt["data_position"] == 6
-    assert ckpt["spec"]["train"]["steps"] == STEPS and ckpt["spec_hash"] == "bbbbbbbbbbbb"
+    assert ckpt["spec"]["train"]["steps"] == STEPS and ckpt["identity"] == "bbbbbbbbbbbb"
     assert set(ckpt["rng"][0]) == {"python", "numpy", "torch", "cuda"}
     assert set(ckpt["parts"]["net"]) == {"model", "ema", "optimizer", "scheduler"}
 
@@ -69,8 +71,8 @@ def test_resume_with_different_spec_is_refused_naming_fields_unless_allowed(tmp_
     first = run(tmp_path, stop_at=3)
     path = first.run_dir / "checkpoints" / "step_00000003.pt"
     train_cfg, run_cfg, tracking_cfg, spec_dict = configs(tmp_path, steps=STEPS, lr=2e-2)
-    with pytest.raises(CheckpointError, match=r"train\.lr: checkpoint 0\.01, current 0\.02"):
-        train(
+    with pytest.raises(CheckpointError, match=r"train\.lr: recorded 0\.01, spec 0\.02"):
+        tiny_train(
             [Part("net", TinyNet(), regression_loss)],
             make_loader(),
             train_cfg=train_cfg,
@@ -82,7 +84,7 @@ def test_resume_with_different_spec_is_refused_naming_fields_unless_allowed(tmp_
             progress=False,
         )
     with pytest.warns(UserWarning, match="train.lr"):
-        resumed = train(
+        resumed = tiny_train(
             [Part("net", TinyNet(), regression_loss)],
             make_loader(),
             train_cfg=train_cfg,

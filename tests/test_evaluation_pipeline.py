@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import walt_bench.data
+import walt_bench.data.loader
 from walt_bench.cli import main
 from walt_bench.errors import DataError
 from walt_bench.evaluation.classifier import SyntheticVideoClassifier, save_classifier, train_classifier
@@ -183,7 +183,7 @@ def test_eval_stats_goes_through_the_data_layer_and_caches(tmp_path, classifier_
         calls.append(split)
         return CountedClips(10, frames=5, size=16)
 
-    monkeypatch.setattr(walt_bench.data, "build_dataset", fake_build_dataset, raising=False)
+    monkeypatch.setattr(walt_bench.data.loader, "build_dataset", fake_build_dataset)
     spec = write_spec(
         tmp_path,
         protocol="synthetic_fvd",
@@ -277,10 +277,9 @@ def test_stale_cache_is_not_reused_after_the_clip_stride_changes(tmp_path, class
             return super().__getitem__(key)
 
     monkeypatch.setattr(
-        walt_bench.data,
+        walt_bench.data.loader,
         "build_dataset",
         lambda cfg, split=None: CountedClips(6, frames=5, size=16),
-        raising=False,
     )
     spec = write_spec(
         tmp_path, protocol="synthetic_fvd", classifier_weights=classifier_file, cache_dir=tmp_path / "cache"

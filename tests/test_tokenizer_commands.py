@@ -11,14 +11,13 @@ from walt_bench.cli import main
 from walt_bench.data.latents import LatentCache
 from walt_bench.errors import CheckpointError
 from walt_bench.spec import load_spec
-from walt_bench.tokenizer import load_tokenizer
-from walt_bench.tokenizer.build import tokenizer_hash
+from walt_bench.tokenizer.build import load_tokenizer, tokenizer_hash
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A 2-class synthetic dataset and overrides for a 4-channel tokenizer trained for 2 steps."""
-    from walt_bench.data import synthesize
+    from walt_bench.data.synthetic import synthesize
 
     root = tmp_path_factory.mktemp("tok")
     synthesize(root / "data", videos=3, num_classes=2, frames=9, size=16)
@@ -39,6 +38,7 @@ def tiny(tmp_path_factory):
         "tokenizer.discriminator_channels=4",
         "tokenizer.discriminator_multipliers=[1,1]",
         "tokenizer.discriminator_start_step=1",
+        "tokenizer.perceptual_weight=0",
         "tokenizer.cache_shard_size=2",
         "tokenizer.eval_split=test",
         "tokenizer.eval_clips=2",
@@ -61,7 +61,7 @@ def tiny(tmp_path_factory):
 def test_train_writes_a_checkpoint_with_both_parts(tiny):
     root, spec_file, overrides = tiny
     spec = load_spec(spec_file, overrides)
-    run_dir = root / "runs" / f"tiny-tokenizer-{tokenizer_hash(spec)}"
+    run_dir = root / "runs" / f"tokenizer-{tokenizer_hash(spec)}"
     ckpt = torch.load(run_dir / "checkpoints" / "step_00000002.pt", weights_only=True)
     assert set(ckpt["parts"]) == {"autoencoder", "discriminator"}
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -93,12 +93,17 @@ def test_encode_writes_a_cache_of_every_clip(tiny, capsys):
     assert cache[0]["latent"].shape == (3, 8, 8, 8) and cache.mean.shape == (8,)
     spec = load_spec(spec_file, overrides)
     from walt_bench.hashing import file_sha256
+    from walt_bench.identity import stage_identity
     from walt_bench.tokenizer.build import resolve_checkpoint
 
-    assert cache.manifest["spec_hash"] == spec.hash
-    assert cache.manifest["tokenizer_checkpoint_sha256"] == file_sha256(resolve_checkpoint(spec))
+    made_with = cache.manifest["tokenizer"]
+    assert made_with["sha256"] == file_sha256(resolve_checkpoint(spec)) and made_with["step"] == 2
+    assert made_with["identity"] == tokenizer_hash(spec) and made_with["checkpoint"] == str(
+        resolve_checkpoint(spec)
+    )
+    assert cache.manifest["identity"] == stage_identity(spec.to_dict(), "latents")
     model = load_tokenizer(spec)
-    from walt_bench.data import build_dataset
+    from walt_bench.data.loader import build_dataset
 
     first = build_dataset(spec.data)[0]["video"][None]
     torch.testing.assert_close(cache[0]["latent"], model.encode(first)[0], rtol=1e-5, atol=1e-5)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 import torch
 from torch import nn
@@ -49,10 +47,10 @@ def test_perceptual_loss_is_zero_for_equal_clips_and_positive_otherwise(tiny_net
     assert loss(x.flip(-1), x).item() > 1e-3
 
 
-def test_missing_perceptual_weights_turn_the_term_off_with_a_notice(caplog):
-    with caplog.at_level(logging.WARNING, logger="walt_bench.tokenizer"):
-        assert losses.build_perceptual_loss(0.1, "vgg16", None) is None
-    assert "perceptual loss is off" in caplog.text
+def test_perceptual_weight_without_weights_is_an_error_naming_both_fields():
+    with pytest.raises(WeightsError, match="perceptual_weights is not set.*perceptual_weight=0"):
+        losses.build_perceptual_loss(0.1, "vgg16", None)
+    assert losses.build_perceptual_loss(0.0, "vgg16", None) is None
 
 
 def test_perceptual_weights_path_that_does_not_exist_is_a_weights_error(tmp_path):
@@ -132,7 +130,15 @@ def test_short_training_lowers_the_reconstruction_loss():
 def _objective_setup(**kw):
     from walt_bench.tokenizer.objective import Critic, TokenizerObjective
 
-    base = dict(channels=4, channel_multipliers=[1, 2], num_res_blocks=1, num_groups=2, f_s=2, f_t=2)
+    base = dict(
+        channels=4,
+        channel_multipliers=[1, 2],
+        num_res_blocks=1,
+        num_groups=2,
+        f_s=2,
+        f_t=2,
+        perceptual_weight=0.0,
+    )
     cfg = TokenizerConfig(**{**base, "discriminator_start_step": 5, **kw})
     critic = Critic(StyleGANDiscriminator3D((8, 8), channels=4, multipliers=(1,)), lecam_decay=0.5)
     return TokenizerObjective(cfg), CausalAutoencoder(cfg), critic

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from engine_tiny import TinyNet, configs, make_loader, regression_loss
+from engine_tiny import TinyNet, configs, make_loader, regression_loss, tiny_train
 
-from walt_bench.engine import Part, train
+from walt_bench.engine.loop import Part
 from walt_bench.tracking.config import TrackingConfig
 from walt_bench.tracking.mlflow import (
     NullTracker,
@@ -46,7 +46,7 @@ def test_training_run_and_its_resumption_are_logged_to_one_mlflow_run(tmp_path):
 
     def run(stop_at):
         torch.manual_seed(0)
-        return train(
+        return tiny_train(
             [Part("net", TinyNet(), regression_loss)],
             make_loader(),
             train_cfg=train_cfg,
@@ -67,7 +67,7 @@ def test_training_run_and_its_resumption_are_logged_to_one_mlflow_run(tmp_path):
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.run_id == result.summary["mlflow_run_id"] and run.info.status == "FINISHED"
     assert run.data.params["train.lr"] == "0.01" and run.data.params["run.seed"] == "7"
-    assert run.data.tags["spec_hash"] == "abcdefabcdef"
+    assert run.data.tags["identity"] == "abcdefabcdef"
     history = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [2, 4]
     assert history[-1].value == result.summary["final_loss"]

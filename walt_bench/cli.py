@@ -16,23 +16,21 @@ import sys
 from collections.abc import Sequence
 
 from walt_bench import __version__
-from walt_bench.cliargs import add_spec_args
+from walt_bench.cliargs import add_spec_args, spec_from_args
 from walt_bench.errors import UserError
 
 
 def _spec_validate(args: argparse.Namespace) -> int:
-    from walt_bench.spec import load_spec
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     t, h, w = spec.latent_shape
     print(f"ok {spec.hash}  (latent {t}x{h}x{w}x{spec.tokenizer.latent_channels})")
     return 0
 
 
 def _spec_show(args: argparse.Namespace) -> int:
-    from walt_bench.spec import load_spec
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     sys.stdout.write(f"# spec hash: {spec.hash}\n{spec.to_yaml()}")
     return 0
 
@@ -63,7 +61,7 @@ def _register_spec(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from walt_bench import demo
+    from walt_bench import demo, status
     from walt_bench.bench import commands as bench_commands
     from walt_bench.data import commands as data_commands
     from walt_bench.denoiser import commands as model_commands
@@ -84,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         tokenizer_commands,
         diffusion_commands,
         eval_commands,
+        status,
         demo,
         bench_commands,
     ):

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from walt_bench.config import Section
 from walt_bench.data.config import DataConfig
-from walt_bench.denoiser.config import DenoiserConfig
+from walt_bench.denoiser.config import DenoiserConfig, tiles
 from walt_bench.diffusion.config import DiffusionConfig
 from walt_bench.engine.config import TrainConfig
 from walt_bench.errors import SpecError
@@ -58,9 +58,18 @@ HASH_EXCLUDES = (
 
 
 class RunConfig(Section):
-    name: str = Field("walt", description="Run name; the run directory is <out_dir>/<name>-<spec hash>.")
+    name: str = Field(
+        "walt",
+        description="A label for people (MLflow run names, printed summaries). Not part of any stage identity: "
+        "run directories are <out_dir>/<stage>-<identity> (walt_bench/identity.py).",
+    )
     seed: int = Field(0, description="Global seed; each rank derives its own from it.")
-    out_dir: str = Field("runs", description="Parent folder of run directories.")
+    out_dir: str = Field("runs", description="Parent folder of every stage's directory.")
+    scale: str = Field(
+        "paper",
+        description="The scale overlay applied to this spec (`--scale smoke|small|paper`, experiments/scales/); "
+        "recorded for reports and tags, not part of any identity (the overlay's fields are).",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto = cuda when available, else cpu."
     )
@@ -120,15 +129,51 @@ def spec_hash(spec_dict: dict[str, Any]) -> str:
 
 
 # -- loading ------------------------------------------------------------------------------------
-def load_spec(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentSpec:
-    """Load, merge (``base:``), override and validate a spec; raise :class:`SpecError` listing all problems.
+def load_spec(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    scale: str | None = None,
+) -> ExperimentSpec:
+    """Load, merge (``base:``), apply the scale overlay, override and validate a spec; raise :class:`SpecError`
+    listing all problems.
 
-    ``path=None`` gives the defaults (the paper's UCF-101 settings) with the overrides applied.
+    ``path=None`` gives the defaults (the paper's UCF-101 settings). ``scale`` names an overlay
+    (``smoke``, ``small``; ``paper`` or None = the spec as written) or a YAML file; it is merged over the spec
+    and under the overrides (see :func:`scale_overlay`).
     """
     source = str(path) if path is not None else "defaults"
     raw = load_yaml_tree(Path(path)) if path is not None else {}
+    if scale is not None and scale != "paper":
+        raw = deep_merge(raw, load_yaml_tree(scale_overlay(scale, path)))
+    if scale is not None:
+        raw = deep_merge(
+            raw, {"run": {"scale": Path(scale).stem if scale.endswith((".yaml", ".yml")) else scale}}
+        )
     problems = apply_overrides(raw, overrides)
-    return _validate(raw, problems, source=source)
+    return _validate(raw, problems, source=source if scale is None else f"{source} --scale {scale}")
+
+
+SCALES = ("smoke", "small", "paper")
+
+
+def scale_overlay(scale: str, spec_path: str | Path | None = None) -> Path:
+    """The overlay file of ``scale``: a ``.yaml`` path as given, else ``scales/<scale>.yaml`` in the spec's
+    ``experiments/`` tree (the first ``scales/`` folder above the spec), in ``./experiments/``, or in this
+    checkout's ``experiments/``."""
+    if scale.endswith((".yaml", ".yml")):
+        return Path(scale)
+    roots = [p / "scales" for p in Path(spec_path).resolve().parents] if spec_path is not None else []
+    roots += [Path("experiments/scales"), Path(__file__).resolve().parents[1] / "experiments" / "scales"]
+    for root in roots:
+        if (root / f"{scale}.yaml").is_file():
+            return root / f"{scale}.yaml"
+    raise SpecError(
+        [
+            f"--scale: got {scale!r} - no experiments/scales/{scale}.yaml; scales are {', '.join(SCALES)} "
+            "or a path to an overlay .yaml"
+        ],
+        str(spec_path or "defaults"),
+    )
 
 
 def load_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -264,6 +309,22 @@ def cross_field_problems(spec: ExperimentSpec | dict[str, Section]) -> list[str]
             "model.cross_attention: got 'all' - joint image-video training uses spatial-window cross-attention "
             "only (§4.3), so image stacks never mix frames; set model.cross_attention=spatial"
         )
+    if diff is not None and diff.guidance_scale != 1 and diff.cond_drop_prob == 0:
+        problems.append(
+            f"diffusion.guidance_scale: got {diff.guidance_scale} - classifier-free guidance needs an unconditional "
+            "branch, but diffusion.cond_drop_prob=0 never trains one (no null class, no zero c_fp); train with "
+            "diffusion.cond_drop_prob>0 (e.g. 0.1) or sample with guidance_scale=1"
+        )
+    if d is not None and diff is not None and d.image_ratio > 0 and diff.latent_source == "cache":
+        problems.append(
+            f"data.image_ratio: got {d.image_ratio} - joint image-video training mixes image stacks into every "
+            "batch, which a latent cache of the video split does not hold; set diffusion.latent_source=encode"
+        )
+    if m is not None and diff is not None and m.lowres_condition and diff.latent_source == "cache":
+        problems.append(
+            "diffusion.latent_source: got 'cache' - a super-resolution stage (model.lowres_condition) encodes each "
+            "clip and its 2x-downsampled copy on the fly; set diffusion.latent_source=encode"
+        )
     if m is not None and diff is not None:
         if diff.p_sc > 0 and not getattr(m, "self_condition", True):
             problems.append(f"diffusion.p_sc: got {diff.p_sc} - needs model.self_condition=true")
@@ -307,15 +368,6 @@ def cross_field_problems(spec: ExperimentSpec | dict[str, Section]) -> list[str]
     if m.st_window != "full" and not tiles(m.st_window, grid):
         problems.append(f"model.st_window: got {list(m.st_window)} - must tile {where}, or be 'full'")
     return problems
-
-
-def effective_window(window: tuple[int, int, int], grid: tuple[int, int, int]) -> tuple[int, int, int]:
-    """A window larger than the patch grid along an axis covers the whole axis (e.g. images: t=1)."""
-    return tuple(min(a, b) for a, b in zip(window, grid))
-
-
-def tiles(window: tuple[int, int, int], grid: tuple[int, int, int]) -> bool:
-    return all(b % a == 0 for a, b in zip(effective_window(window, grid), grid))
 
 
 def spec_fields(node: BaseModel | None = None, prefix: str = "") -> list[tuple[str, str, Any]]:

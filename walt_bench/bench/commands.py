@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from walt_bench.bench.report import REPO
+from walt_bench.cliargs import add_spec_args
 
 DEFAULT_SPECS = {"cpu": "experiments/smoke/default.yaml", "cuda": "experiments/models/walt-L.yaml"}
 # Per-device defaults: CPU ones finish in a few minutes on 2 cores; CUDA ones size W.A.L.T-L for one GPU.
@@ -74,15 +75,9 @@ def register(subparsers) -> None:
         "GPU (--device cuda).",
     )
     bench.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
+    # --spec default per device: cpu experiments/smoke/default.yaml, cuda experiments/models/walt-L.yaml
     bench.add_argument("--out", metavar="FILE.json", help="write JSON here and the Markdown table beside it")
-    bench.add_argument(
-        "--spec",
-        default=None,
-        metavar="FILE",
-        help=f"spec whose denoiser/tokenizer/sampler are benched (cpu: {DEFAULT_SPECS['cpu']}, "
-        f"cuda: {DEFAULT_SPECS['cuda']})",
-    )
-    bench.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides, e.g. model.size=S")
+    add_spec_args(bench, required=False)
     bench.add_argument(
         "--only",
         action="append",
@@ -149,7 +144,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise UserError(
             f"bench: unknown {bad}; sections: {', '.join(SECTIONS)}; extractors: {', '.join(EXTRACTORS)}"
         )
-    spec = load_spec(_spec_path(args.spec, device), args.overrides)
+    spec = load_spec(_spec_path(args.spec, device), args.overrides, scale=args.scale)
     opts = dict(DEVICE_DEFAULTS[device])
     for key in opts:
         value = getattr(args, key, None)

@@ -4,6 +4,7 @@ and GPU-hours of the whole run (and of every paper table's set of specs).
     walt-bench plan --spec experiments/tables/table1-ucf101-L.yaml                    # assumed MFU 0.4, H100
     walt-bench plan --spec experiments/tables/table1-ucf101-L.yaml --bench benchmarks/cuda-h100.json
     walt-bench plan --tables --gpus 8 --out reports/plan.json                          # Tables 1, 2, 3a-f, 4
+    walt-bench plan --tables --scale small --gpus 1                                    # the same at small scale
 
 Arithmetic (one line each, in :func:`gpu_hours` and :func:`denoiser_cost`):
 
@@ -35,6 +36,8 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from walt_bench.cliargs import add_spec_args
 
 TABLE_DIRS = ("experiments/tables", "experiments/ablations")
 PAPER_TABLES = ("1", "2", "3a", "3b", "3c", "3d", "3e", "3f", "4")
@@ -152,7 +155,8 @@ def _inputs(model, spec) -> dict:
 @functools.lru_cache(maxsize=64)
 def _denoiser_facts(key: str, dtype_name: str) -> dict:
     """Parameters, forward FLOPs and activation bytes of the denoiser a spec builds (cached by its fields)."""
-    from walt_bench.denoiser import build_denoiser, model_info
+    from walt_bench.denoiser.info import model_info
+    from walt_bench.denoiser.model import build_denoiser
     from walt_bench.spec import ExperimentSpec
 
     spec = ExperimentSpec.model_validate(json.loads(key))
@@ -295,8 +299,11 @@ def paper_table_specs(root: Path) -> dict[str, list[tuple[str, Path, tuple[str, 
     return dict(sorted(tables.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
-def plan_tables(root: Path, throughput: Throughput, *, gpus: int, dtype: str, log=None) -> dict:
-    """Every paper table's specs, their GPU-hours and each table's sum (each tokenizer counted once)."""
+def plan_tables(
+    root: Path, throughput: Throughput, *, gpus: int, dtype: str, scale: str | None = None, log=None
+) -> dict:
+    """Every paper table's specs (at ``scale``: an overlay such as ``small``), their GPU-hours and each table's
+    sum (each tokenizer counted once)."""
     from walt_bench.spec import load_spec
 
     out: dict = {}
@@ -306,7 +313,7 @@ def plan_tables(root: Path, throughput: Throughput, *, gpus: int, dtype: str, lo
         for name, path, overrides, note in entries:
             if log:
                 log(f"plan: table {table}: {name}")
-            spec = load_spec(path, list(overrides))
+            spec = load_spec(path, list(overrides), scale=scale)
             p = plan_spec(spec, throughput, gpus=gpus, dtype=dtype)
             p.update(name=name, spec=str(path.relative_to(root)), overrides=list(overrides), note=note)
             rows.append(p)
@@ -396,10 +403,7 @@ def register(subparsers) -> None:
         description="Cost a spec's training before running it. GPU-hours = FLOPs / (peak x MFU); MFU is "
         "measured (--bench FILE from walt-bench bench) or assumed (--mfu, labelled as such).",
     )
-    plan.add_argument("--spec", metavar="FILE", help="experiment spec (YAML); optional with --tables")
-    plan.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. model.size=XL"
-    )
+    add_spec_args(plan, required=False)  # --spec FILE (optional with --tables), --scale S, key=value
     plan.add_argument("--tables", action="store_true", help="every paper table's specs and their sums")
     plan.add_argument("--root", default=".", help="repository root holding experiments/ (for --tables)")
     plan.add_argument("--bench", metavar="FILE.json", help="take MFU and peak from a walt-bench bench result")
@@ -444,7 +448,8 @@ def to_markdown(result: dict) -> str:
         "",
         f"- peak: {t['peak_source']}",
         f"- MFU: {t['mfu']:.3g} ({t['mfu_source']})",
-        f"- GPUs: {result['gpus']}; GPU-hours = FLOPs / (peak x MFU) / 3600",
+        f"- GPUs: {result['gpus']}; scale: {result.get('scale') or 'as written'}; "
+        "GPU-hours = FLOPs / (peak x MFU) / 3600",
         "",
     ]
     if "spec" in result:
@@ -496,12 +501,15 @@ def _plan(args: argparse.Namespace) -> int:
         },
         "gpus": args.gpus,
         "dtype": args.dtype,
+        "scale": args.scale,
     }
     if args.spec:
-        spec = load_spec(args.spec, args.overrides)
+        spec = load_spec(args.spec, args.overrides, scale=args.scale)
         p = plan_spec(spec, throughput, gpus=args.gpus, dtype=args.dtype)
+        scale = f" --scale {args.scale}" if args.scale else ""
         p.update(
-            name=str(args.spec) + "".join(f" {o}" for o in args.overrides), overrides=list(args.overrides)
+            name=f"{args.spec}{scale}" + "".join(f" {o}" for o in args.overrides),
+            overrides=list(args.overrides),
         )
         result["spec"] = p
     if args.tables:

@@ -238,7 +238,8 @@ def run_peak(cfg: BenchConfig) -> dict:
 
 
 def run_denoiser(cfg: BenchConfig, peak: float | None) -> dict:
-    from walt_bench.denoiser import build_denoiser, count_parameters
+    from walt_bench.denoiser.info import count_parameters
+    from walt_bench.denoiser.model import build_denoiser
 
     spec = cfg.spec
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from walt_bench.cliargs import add_spec_args
+from walt_bench.cliargs import add_spec_args, spec_from_args
 
 
 def register(subparsers) -> None:
@@ -64,9 +64,8 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from walt_bench.spec import load_spec
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     return check_command(spec.data, splits=args.splits, json_path=args.json, spec_hash=spec.hash)
 
 

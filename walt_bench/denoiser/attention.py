@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from walt_bench.denoiser.config import effective_window, tiles
+
 Grid = tuple[int, int, int]
 
 _PARTITION = "b (nt wt nh wh nw ww) c -> (b nt nh nw) (wt wh ww) c"
@@ -41,15 +43,15 @@ _MERGE = "(b nt nh nw) (wt wh ww) c -> b (nt wt nh wh nw ww) c"
 # ---------------------------------------------------------------------------------------------------
 # Windows
 # ---------------------------------------------------------------------------------------------------
-def effective_window(grid: Grid, window: Grid) -> Grid:
-    """``window`` clipped to ``grid``; raises ValueError when the clipped window does not tile the grid."""
-    clipped = tuple(min(w, g) for w, g in zip(window, grid))
-    if any(g % w for w, g in zip(clipped, grid)):
+def tiling_window(grid: Grid, window: Grid) -> Grid:
+    """The effective ``window`` on ``grid`` (``config.effective_window``); ValueError when it does not tile it."""
+    clipped = effective_window(window, grid)
+    if not tiles(window, grid):
         raise ValueError(
             f"window {'x'.join(map(str, clipped))} does not tile the token grid {'x'.join(map(str, grid))}; "
             "choose model.spatial_window / model.st_window that divide the latent grid after patchify"
         )
-    return clipped  # type: ignore[return-value]
+    return clipped
 
 
 def num_windows(grid: Grid, window: Grid) -> int:
@@ -160,7 +162,7 @@ class WindowSelfAttention(nn.Module):
         self, x: torch.Tensor, grid: Grid, window: Grid, is_image: torch.Tensor | None = None
     ) -> torch.Tensor:
         """x (B, N, D) on ``grid`` -> (B, N, D); ``is_image`` (B,) bool."""
-        window = effective_window(grid, window)
+        window = tiling_window(grid, window)
         qkv = window_partition(self.qkv(x), grid, window)  # (B nW, n, 3D)
         q, k, v = rearrange(qkv, "bw n (three h d) -> three bw h n d", three=3, h=self.num_heads)
         q, k = self.q_norm(q), self.k_norm(k)
@@ -199,7 +201,7 @@ class WindowCrossAttention(nn.Module):
         text_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x (B, N, D), text (B, L, D), text_mask (B, L) bool -> (B, N, D)."""
-        window = effective_window(grid, window)
+        window = tiling_window(grid, window)
         nw, n = num_windows(grid, window), math.prod(window)
         q = window_partition(self.q(x), grid, window)  # (B nW, n, D)
         kv = torch.cat(

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from walt_bench.cliargs import add_spec_args
+from walt_bench.cliargs import add_spec_args, spec_from_args
 
 
 def register(subparsers) -> None:
@@ -29,10 +29,10 @@ def _model_info(args: argparse.Namespace) -> int:
     import torch
 
     from walt_bench import __version__
-    from walt_bench.denoiser import build_denoiser, model_info
-    from walt_bench.spec import load_spec
+    from walt_bench.denoiser.info import model_info
+    from walt_bench.denoiser.model import build_denoiser
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     model = build_denoiser(spec, device="meta")
     info = model_info(model, text_len=args.text_len)
     result = {

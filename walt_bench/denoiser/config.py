@@ -18,6 +18,17 @@ Window = tuple[PositiveInt, PositiveInt, PositiveInt]
 SizeName = Literal["tiny", "S", "B", "L", "XL", "t2v-base", "t2v-sr1", "t2v-sr2"]
 
 
+def effective_window(window: Window, grid: Window) -> Window:
+    """``window`` clipped to the token ``grid`` (t, h, w): a window longer than an axis covers the whole axis
+    (e.g. the time axis of images, t = 1). The one definition the spec checks and the attention layers use."""
+    return tuple(min(w, g) for w, g in zip(window, grid))  # type: ignore[return-value]
+
+
+def tiles(window: Window, grid: Window) -> bool:
+    """Whether the effective window divides the grid along every axis."""
+    return all(g % w == 0 for w, g in zip(effective_window(window, grid), grid))
+
+
 class DenoiserConfig(Section):
     # --- geometry ------------------------------------------------------------------------------------
     size: SizeName = Field(

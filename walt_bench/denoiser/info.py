@@ -14,7 +14,7 @@ import math
 
 from torch import nn
 
-from walt_bench.denoiser.attention import effective_window
+from walt_bench.denoiser.attention import tiling_window
 
 PARTS = ("embeddings", "attention", "cross_attention", "mlp", "adaln", "output")
 
@@ -59,7 +59,7 @@ def forward_flops(model: nn.Module, text_len: int = 0, frames: int | None = None
     if text_len:
         out["embeddings"] += 2.0 * text_len * model.cfg.text_dim * d
     for layer in model.layers:
-        n = math.prod(effective_window(grid, model.window_for(layer.kind, grid)))
+        n = math.prod(tiling_window(grid, model.window_for(layer.kind, grid)))
         out["attention"] += 2.0 * n_tok * 4 * d * d + 4.0 * n_tok * n * d
         if layer.cross_attn is not None and text_len:
             out["cross_attention"] += (

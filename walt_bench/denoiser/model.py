@@ -248,7 +248,10 @@ class WALT(nn.Module):
             raise ValueError(f"{unused} given but the model was built without these inputs (model config)")
         x = torch.cat(inputs, dim=2)  # (B, T, C_in, h, w)
 
-        # 2. patchify each latent frame and add space + time position embeddings
+        # 2. patchify each latent frame and add space + time position embeddings; a 1-frame latent is an
+        #    image (§4.2): identity attention in spatiotemporal layers even when is_image is not given
+        if frames == 1 and is_image is None:
+            is_image = torch.ones(b, dtype=torch.bool, device=z_t.device)
         grid = (frames, h // p, w // p)
         x = rearrange(x, "b t c (h p1) (w p2) -> b (t h w) (p1 p2 c)", p1=p, p2=p)
         x = self.patch_embed(x) + self.pos_embed(grid, is_image)  # (B, N, D)

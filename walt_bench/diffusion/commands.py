@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from walt_bench.cliargs import add_spec_args
+from walt_bench.cliargs import add_spec_args, spec_from_args
+from walt_bench.engine.args import add_train_arguments
 
 
 def register(subparsers) -> None:
@@ -16,11 +17,7 @@ def register(subparsers) -> None:
         "train", help="train the W.A.L.T diffusion model of a spec (through the engine)"
     )
     add_spec_args(train)
-    train.add_argument(
-        "--resume", default="auto", metavar="auto|never|PATH", help="resume from the newest checkpoint (auto)"
-    )
-    train.add_argument("--stop-at-step", type=int, default=None, help="stop this invocation after that step")
-    train.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    add_train_arguments(train)
     train.set_defaults(handler=_train)
 
     sample = subparsers.add_parser(
@@ -31,10 +28,13 @@ def register(subparsers) -> None:
         "--ckpt",
         default=None,
         metavar="PATH",
-        help="diffusion checkpoint (step_*.pt); default: the newest checkpoint of the spec's training run",
+        help="diffusion checkpoint (step_*.pt); default: the newest checkpoint of the spec's diffusion run "
+        "(found by its identity, so sampling and eval overrides do not matter)",
     )
     sample.add_argument("--num", type=int, required=True, help="number of clips")
-    sample.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    sample.add_argument(
+        "--out", default=None, metavar="DIR", help="output folder (default: <run.out_dir>/samples-<identity>)"
+    )
     sample.add_argument("--seed", type=int, default=None, help="sampling seed (default run.seed)")
     sample.add_argument("--batch-size", type=int, default=16, help="clips per sampling batch")
     sample.add_argument(
@@ -52,18 +52,27 @@ def register(subparsers) -> None:
         "--max-files", type=int, default=64, help="write MP4 files for at most this many clips"
     )
     sample.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    sample.add_argument(
+        "--allow-spec-mismatch",
+        action="store_true",
+        help="sample a checkpoint whose model/diffusion-training fields differ from the spec's (listed as a warning)",
+    )
+    sample.add_argument("--overwrite", action="store_true", help="sample again even if these samples exist")
     sample.set_defaults(handler=_sample)
 
 
 def _train(args: argparse.Namespace) -> int:
     from walt_bench.diffusion.train import run_train
-    from walt_bench.spec import load_spec
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     result = run_train(
-        spec, resume=args.resume, progress=False if args.no_progress else None, stop_at_step=args.stop_at_step
+        spec,
+        resume=args.resume,
+        progress=False if args.no_progress else None,
+        stop_at_step=args.stop_at_step,
+        allow_spec_mismatch=args.allow_spec_mismatch,
     )
-    from walt_bench.engine import is_main_process
+    from walt_bench.engine.distributed import is_main_process
 
     s = result.summary
     if result.run_dir is not None and is_main_process():
@@ -76,20 +85,6 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def latest_run_checkpoint(spec) -> str:
-    """The newest checkpoint of ``spec``'s training run, ``<run.out_dir>/<run.name>-<hash>/checkpoints``."""
-    from walt_bench.engine import latest_checkpoint, run_dir_for
-    from walt_bench.errors import CheckpointError
-
-    ckpt_dir = run_dir_for(spec.run.out_dir, spec.run.name, spec.hash) / "checkpoints"
-    found = latest_checkpoint(ckpt_dir)
-    if found is None:
-        raise CheckpointError(
-            f"no checkpoint in {ckpt_dir}: train this spec first (`walt-bench train --spec FILE`) or pass --ckpt PATH"
-        )
-    return str(found)
-
-
 def _sample(args: argparse.Namespace) -> int:
     from walt_bench.diffusion.sample import run_sample
     from walt_bench.errors import UserError
@@ -97,13 +92,15 @@ def _sample(args: argparse.Namespace) -> int:
 
     if args.num < 1 or args.batch_size < 1:
         raise UserError(f"sample: --num ({args.num}) and --batch-size ({args.batch_size}) must be positive")
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     sr = [(load_spec(s), c) for s, c in args.sr]
     record = run_sample(
         spec,
-        args.ckpt or latest_run_checkpoint(spec),
+        args.ckpt,
         args.num,
         args.out,
+        allow_spec_mismatch=args.allow_spec_mismatch,
+        overwrite=args.overwrite,
         seed=args.seed,
         batch_size=args.batch_size,
         sr=sr,
@@ -111,6 +108,9 @@ def _sample(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         max_files=args.max_files,
     )
-    print(json.dumps({k: record[k] for k in ("spec_hash", "num", "shape", "weights", "seed", "wall_time_s")}))
-    print(f"wrote {args.out}/samples.npz, {args.out}/grid.gif and MP4s under {args.out}/videos/")
+    print(
+        json.dumps({k: record.get(k) for k in ("identity", "num", "shape", "weights", "seed", "wall_time_s")})
+    )
+    out = record["path"]
+    print(f"samples in {out}: samples.npz, grid.gif and MP4s under {out}/videos/")
     return 0

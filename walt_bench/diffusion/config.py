@@ -33,9 +33,16 @@ class DiffusionConfig(Section):
         True,
         description="Normalise latents per channel with the cache's mean/std before diffusion (Table 3e).",
     )
+    latent_source: Literal["cache", "encode"] = Field(
+        "cache",
+        description="Where the trainer's latents come from: 'cache' reads the latent cache written by `walt-bench "
+        "tokenizer encode` (its per-channel stats normalise the latents); 'encode' encodes clips on the fly with the "
+        "frozen tokenizer (random clips every epoch; needed for joint image-video training and super-resolution "
+        "stages, whose inputs are not in a cache).",
+    )
     norm_stats_batches: PositiveInt = Field(
         8,
-        description="Without a latent cache: batches encoded to estimate the per-channel latent mean/std. "
+        description="latent_source='encode': batches encoded to estimate the per-channel latent mean/std. "
         "Paper is silent; 8 batches give a stable estimate at negligible cost.",
     )
     p_sc: Probability = Field(

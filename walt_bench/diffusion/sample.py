@@ -1,11 +1,15 @@
 """``walt-bench sample``: clips from a trained diffusion checkpoint (EMA weights when present).
 
-    walt-bench sample --spec S.yaml --ckpt runs/x/checkpoints/step_00060000.pt --num 10000 --out samples/ucf
+    walt-bench sample --spec S.yaml --num 10000            # the newest checkpoint of the spec's diffusion run
+    walt-bench sample --spec S.yaml --ckpt runs/diffusion-x/checkpoints/step_00060000.pt --num 10000
     walt-bench sample --spec base.yaml --ckpt base.pt --sr sr1.yaml sr1.pt --sr sr2.yaml sr2.pt --num 16 --out s/
 
-Writes ``OUT/samples.npz`` (uint8 videos (N, T, H, W, 3), int64 labels; the evaluators' input),
-``OUT/samples.json`` (spec hash, checkpoint, seed, settings), ``OUT/videos/sample_*.mp4`` and
-``OUT/grid.gif``. Labels are drawn uniformly from the seed; with ``diffusion.sample_context_frames = k``
+Writes to ``OUT`` (default ``<run.out_dir>/samples-<identity>``, the samples stage's identity: diffusion run +
+checkpoint step + sampling fields + seed + count) ``samples.npz`` (uint8 videos (N, T, H, W, 3), int64 labels;
+the evaluators' input), ``samples.json`` (identity, checkpoint and its SHA-256, tokenizer, seed, settings),
+``videos/sample_*.mp4`` and ``grid.gif``; finished samples of the same identity are reused. A checkpoint whose
+model or diffusion-training fields contradict the spec is refused (listing them) unless
+``allow_spec_mismatch``; clips are decoded with the tokenizer the checkpoint records it was trained on. Labels are drawn uniformly from the seed; with ``diffusion.sample_context_frames = k``
 (K600 protocol: k = 2) the first k latent frames come from the tokenizer's latents of real clips of
 ``--split`` (their first 1 + f_t (k - 1) frames) and the labels are theirs. With ``diffusion.sample_chunks
 > 1`` chunks are generated autoregressively, each conditioned on the re-encoded last frames of the
@@ -24,17 +28,65 @@ import torch
 from walt_bench.diffusion.generate import StageSampler
 from walt_bench.errors import UserError
 
+# Recorded identity fields a sampler must agree with: what the network is and how it was trained to denoise.
+_SAMPLING_CONTRACT = (
+    "model.",
+    "diffusion.",
+    "data.num_classes",
+    "data.num_frames",
+    "data.height",
+    "data.width",
+)
 
-def load_stage(spec, ckpt: str | Path, device: torch.device) -> tuple[StageSampler, str]:
-    """The sampler of one trained stage; returns it and which weights were loaded ("ema" or "model")."""
+
+def contract_mismatch(ckpt: dict, spec) -> list[str]:
+    """Differences between a diffusion checkpoint's model/diffusion-training fields (and the tokenizer geometry)
+    and ``spec``'s, as ``'field: recorded X, spec Y'``."""
+    from walt_bench.identity import field_diff, identity_fields
+
+    def keep(key: str) -> bool:
+        tokenizer_arch = key.startswith("tokenizer.") and not key.startswith("tokenizer.train.")
+        return key.startswith(_SAMPLING_CONTRACT) or tokenizer_arch
+
+    recorded = {k: v for k, v in (ckpt.get("identity_fields") or {}).items() if keep(k)}
+    current = {k: v for k, v in identity_fields(spec.to_dict(), "diffusion").items() if keep(k)}
+    return field_diff(recorded, current)
+
+
+def load_stage(
+    spec, ckpt: str | Path, device: torch.device, *, allow_spec_mismatch: bool = False
+) -> tuple[StageSampler, dict]:
+    """The sampler of one trained stage and its checkpoint's record (``weights``: "ema" or "model", identity,
+    step, provenance). Refuses a checkpoint that contradicts ``spec`` unless ``allow_spec_mismatch``."""
+    import warnings
+
     from walt_bench.diffusion.train import build_model
-    from walt_bench.engine.checkpoint import load_weights
+    from walt_bench.engine.checkpoint import load_checkpoint, load_weights
     from walt_bench.engine.loop import autocast_dtype
+    from walt_bench.errors import CheckpointError
 
+    loaded = load_checkpoint(ckpt)
+    diffs = contract_mismatch(loaded, spec)
+    if diffs:
+        listing = "\n".join(f"  - {d}" for d in diffs)
+        msg = f"checkpoint {ckpt} was trained with other model/diffusion settings than the spec:\n{listing}"
+        if not allow_spec_mismatch:
+            raise CheckpointError(
+                msg
+                + "\nSample with the spec it was trained with, or pass --allow-spec-mismatch to sample it "
+                "with the spec's settings anyway."
+            )
+        warnings.warn(msg + "\nSampling with the spec's settings (--allow-spec-mismatch).", stacklevel=2)
     model = build_model(spec)
-    which = load_weights(ckpt, model, part="denoiser", use_ema=True)
+    which = load_weights(ckpt, model, part="denoiser", use_ema=True, ckpt=loaded)
     model = model.to(device).eval()
-    return stage_sampler(spec, model, autocast=autocast_dtype(spec.train.precision, device)), which
+    record = {
+        "weights": which,
+        "identity": loaded["identity"],
+        "step": int(loaded["step"]),
+        "provenance": {k: v for k, v in (loaded.get("extra") or {}).items() if k in ("latents", "tokenizer")},
+    }
+    return stage_sampler(spec, model, autocast=autocast_dtype(spec.train.precision, device)), record
 
 
 def stage_sampler(spec, model, *, autocast: torch.dtype | None = None) -> StageSampler:
@@ -58,15 +110,35 @@ def stage_sampler(spec, model, *, autocast: torch.dtype | None = None) -> StageS
     )
 
 
-def _load_tokenizer(spec, device):
-    from walt_bench.tokenizer import load_tokenizer
+def trained_tokenizer(spec, provenance: dict, device):
+    """The tokenizer a diffusion checkpoint records it was trained on (path + SHA-256), in eval mode.
 
-    return load_tokenizer(spec, spec.tokenizer.checkpoint).to(device).eval()
+    When the recorded file has moved, the spec's tokenizer is used if its SHA-256 is the recorded one; any
+    other tokenizer would decode latents it never made, so that is an error.
+    """
+    from walt_bench.errors import CheckpointError
+    from walt_bench.hashing import file_sha256
+    from walt_bench.tokenizer.build import load_tokenizer, resolve_checkpoint
+
+    recorded = provenance.get("tokenizer") or {}
+    path, sha = recorded.get("checkpoint"), recorded.get("sha256")
+    if not path:  # a checkpoint without provenance: the spec's tokenizer is all we know
+        return load_tokenizer(spec).to(device).eval(), None
+    if not Path(path).is_file() or (sha and file_sha256(path) != sha):
+        candidate = resolve_checkpoint(spec)
+        if sha and file_sha256(candidate) != sha:
+            raise CheckpointError(
+                f"the diffusion checkpoint was trained on latents of tokenizer {path} (sha256 {sha[:12]}), which is "
+                f"missing or changed, and the spec's tokenizer {candidate} is another one. Restore that tokenizer "
+                "checkpoint or set tokenizer.checkpoint to it."
+            )
+        path = str(candidate)
+    return load_tokenizer(spec, path).to(device).eval(), path
 
 
 def _context_source(spec, split: str | None):
     """The real clips whose first frames become frame-prediction contexts (item i for sample i)."""
-    from walt_bench.data import build_dataset
+    from walt_bench.data.loader import build_dataset
 
     dataset = build_dataset(spec.data, split)
     if len(dataset) == 0:
@@ -121,11 +193,27 @@ def generate_batch(
     return torch.cat(pieces, dim=1)
 
 
+def latest_run_checkpoint(spec) -> Path:
+    """The newest checkpoint of ``spec``'s diffusion run (``<run.out_dir>/diffusion-<identity>/checkpoints``)."""
+    from walt_bench.engine.checkpoint import latest_checkpoint
+    from walt_bench.errors import CheckpointError
+    from walt_bench.identity import stage_dir
+
+    ckpt_dir = stage_dir(spec, "diffusion") / "checkpoints"
+    found = latest_checkpoint(ckpt_dir)
+    if found is None:
+        raise CheckpointError(
+            f"no checkpoint in {ckpt_dir}: train this spec first (`walt-bench train --spec FILE` with the same "
+            "overrides; sampling and eval fields may differ) or pass --ckpt PATH"
+        )
+    return found
+
+
 def run_sample(
     spec,
-    ckpt: str | Path,
+    ckpt: str | Path | None,
     num: int,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     *,
     seed: int | None = None,
     batch_size: int = 16,
@@ -133,15 +221,22 @@ def run_sample(
     split: str | None = None,
     progress: bool = True,
     max_files: int = 64,
+    allow_spec_mismatch: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Sample ``num`` clips (see the module docstring); returns the ``samples.json`` record."""
+    """Sample ``num`` clips (see the module docstring); returns the ``samples.json`` record (+ ``"path"``).
+
+    ``ckpt=None``: the newest checkpoint of the spec's diffusion run. ``out_dir=None``: the identity folder.
+    """
     from tqdm.auto import tqdm
 
     from walt_bench.diffusion.export import to_uint8, write_gif_grid, write_mp4s, write_samples
     from walt_bench.engine.distributed import derive_seed, resolve_device
     from walt_bench.engine.rundir import versions
+    from walt_bench.hashing import file_sha256
+    from walt_bench.identity import samples_dir, samples_identity
 
-    out_dir = Path(out_dir)
+    ckpt = Path(ckpt) if ckpt is not None else latest_run_checkpoint(spec)
     device = resolve_device(spec.run.device)
     seed = spec.run.seed if seed is None else seed
     cfg, f_t = spec.diffusion, spec.tokenizer.f_t
@@ -155,9 +250,19 @@ def run_sample(
             "diffusion.sample_context_frames > 0 and sample_chunks > 1 need a model trained with "
             "model.frame_condition=true"
         )
-    base, which = load_stage(spec, ckpt, device)
-    stages = [load_stage(s, c, device)[0] for s, c in sr]
-    tokenizer = _load_tokenizer(spec, device)
+    base, made = load_stage(spec, ckpt, device, allow_spec_mismatch=allow_spec_mismatch)
+    loaded_sr = [load_stage(s, c, device, allow_spec_mismatch=allow_spec_mismatch) for s, c in sr]
+    stages = [stage for stage, _ in loaded_sr]
+    extra = {"split": split} if k_ctx else {}
+    if sr:
+        extra["sr"] = [[rec["identity"], rec["step"]] for _, rec in loaded_sr]
+    identity = samples_identity(made["identity"], made["step"], spec.to_dict(), seed=seed, num=num, **extra)
+    out_dir = Path(out_dir) if out_dir is not None else samples_dir(spec, identity)
+    done = _finished_samples(out_dir, identity)
+    if done is not None and not overwrite:
+        print(f"samples {identity} already in {out_dir}; reusing them (--overwrite to sample again)")
+        return {**done, "path": str(out_dir), "reused": True}
+    tokenizer, tokenizer_path = trained_tokenizer(spec, made["provenance"], device)
     dataset = _context_source(spec, split) if k_ctx else None
     label_gen = torch.Generator().manual_seed(derive_seed(seed, 0x1AB))
     k_ar = cfg.ar_context_frames
@@ -194,10 +299,19 @@ def run_sample(
     videos_np, labels_np = np.concatenate(videos), np.concatenate(labels)
     wall = time.perf_counter() - t0
     record = {
+        "identity": identity,
+        "diffusion_identity": made["identity"],
+        "step": made["step"],
         "spec_hash": spec.hash,
         "checkpoint": str(ckpt),
-        "weights": which,
-        "sr_stages": [{"spec_hash": s.hash, "checkpoint": str(c)} for s, c in sr],
+        "checkpoint_sha256": file_sha256(ckpt),
+        "weights": made["weights"],
+        "tokenizer_checkpoint": tokenizer_path,
+        "provenance": made["provenance"],
+        "sr_stages": [
+            {"identity": rec["identity"], "step": rec["step"], "checkpoint": str(c)}
+            for (_, rec), (_, c) in zip(loaded_sr, sr)
+        ],
         "seed": seed,
         "num": int(len(videos_np)),
         "shape": list(videos_np.shape),
@@ -209,7 +323,19 @@ def run_sample(
         "command": "walt-bench sample",
         "versions": versions(),
     }
-    write_samples(out_dir, videos_np, labels_np, record)
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_mp4s(videos_np[:max_files], out_dir)
     write_gif_grid(videos_np, out_dir / "grid.gif")
-    return record
+    write_samples(out_dir, videos_np, labels_np, record)  # samples.json last: it marks the folder complete
+    return {**record, "path": str(out_dir)}
+
+
+def _finished_samples(out_dir: Path, identity: str) -> dict | None:
+    """The ``samples.json`` record of a complete folder of these samples, else None."""
+    import json
+
+    record_file = out_dir / "samples.json"
+    if not (record_file.is_file() and (out_dir / "samples.npz").is_file()):
+        return None
+    record = json.loads(record_file.read_text())
+    return record if record.get("identity") == identity else None

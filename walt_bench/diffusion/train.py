@@ -3,12 +3,15 @@
     walt-bench train --spec experiments/smoke/default.yaml            # one process (CPU or one GPU)
     torchrun --nproc_per_node 8 -m walt_bench train --spec experiments/tables/table1-ucf101-L.yaml
 
-Data: the latent cache ``tokenizer.cache_dir`` when set (written by ``walt-bench tokenizer encode``; its
-per-channel stats normalise the latents), else clips from ``data`` encoded on the fly by the frozen
-tokenizer ``tokenizer.checkpoint`` (stats estimated on ``diffusion.norm_stats_batches`` batches, the same
-batches on every rank). Super-resolution stages (``model.lowres_condition``) encode on the fly: the low-res
-latent is the tokenizer's latent of the clip downsampled 2x. The normalisation stats are buffers of
-:class:`LatentDiffusionModel`, so they are saved in every checkpoint and used by ``walt-bench sample``.
+Data (``diffusion.latent_source``): ``cache`` reads the latent cache of the spec's tokenizer and data
+(``<run.out_dir>/latents-<identity>`` or ``tokenizer.cache_dir``, written by ``walt-bench tokenizer encode``; its
+per-channel stats normalise the latents) and refuses a cache made by another tokenizer; ``encode`` encodes clips
+from ``data`` on the fly with the frozen tokenizer (stats estimated on ``diffusion.norm_stats_batches`` batches,
+the same batches on every rank), as joint image-video training and super-resolution stages (the low-res latent
+is the tokenizer's latent of the clip downsampled 2x) need. The normalisation stats are buffers of
+:class:`LatentDiffusionModel`, so they are saved in every checkpoint and used by ``walt-bench sample``. Every
+checkpoint records its provenance (``extra``): the latent cache (identity, path, manifest SHA-256) and the
+tokenizer (identity, checkpoint, SHA-256) it was trained on; ``walt-bench sample`` decodes with that tokenizer.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from walt_bench.diffusion.cascade import downsample_video
 from walt_bench.diffusion.objective import LatentNormalizer, latent_stats
 from walt_bench.diffusion.schedule import NoiseSchedule
 from walt_bench.diffusion.step import DiffusionObjective
-from walt_bench.errors import UserError
 
 
 class LatentDiffusionModel(nn.Module):
@@ -42,7 +44,7 @@ class LatentDiffusionModel(nn.Module):
 
 
 def build_model(spec) -> LatentDiffusionModel:
-    from walt_bench.denoiser import build_denoiser
+    from walt_bench.denoiser.model import build_denoiser
 
     return LatentDiffusionModel(
         build_denoiser(spec), spec.tokenizer.latent_channels, spec.diffusion.latent_norm
@@ -125,23 +127,55 @@ class OnTheFlyEncoder:
         return z
 
 
-def _tokenizer(spec) -> nn.Module:
-    """The frozen tokenizer (``tokenizer.checkpoint``, else the newest of the tokenizer's own run)."""
-    from walt_bench.errors import CheckpointError
-    from walt_bench.tokenizer import load_tokenizer
+def open_cache(spec):
+    """The latent cache of ``spec`` and its provenance; refuses one made by another tokenizer or of other shape."""
+    from walt_bench.data.latents import LatentCache
+    from walt_bench.errors import DataError
+    from walt_bench.hashing import file_sha256
+    from walt_bench.identity import stage_dir, stage_identity
 
-    try:
-        return load_tokenizer(spec, spec.tokenizer.checkpoint)
-    except CheckpointError as exc:
-        raise CheckpointError(
-            f"train: no latent data. tokenizer.cache_dir is not set (a latent cache from `walt-bench tokenizer "
-            f"encode`), and encoding on the fly failed: {exc}"
-        ) from exc
+    path = stage_dir(spec, "latents")
+    if not (path / "manifest.json").is_file():
+        raise DataError(
+            f"train: no latent cache at {path} (latents of identity {stage_identity(spec.to_dict(), 'latents')}). "
+            f"Write it with `walt-bench tokenizer encode --spec FILE` (same spec and overrides), or train on the fly "
+            f"with diffusion.latent_source=encode"
+        )
+    cache = LatentCache(path)
+    made_with = cache.manifest.get("tokenizer") or {}
+    wanted = stage_identity(spec.to_dict(), "tokenizer")
+    if spec.tokenizer.checkpoint:
+        ok = made_with.get("sha256") == file_sha256(spec.tokenizer.checkpoint)
+        wanted_text = f"tokenizer.checkpoint {spec.tokenizer.checkpoint}"
+    else:
+        ok = made_with.get("identity") == wanted
+        wanted_text = f"tokenizer {wanted}"
+    if not ok:
+        raise DataError(
+            f"train: latent cache {path} was made by tokenizer {made_with.get('identity', '(unrecorded)')} "
+            f"({made_with.get('checkpoint', '?')}), but this spec's is {wanted_text}. Re-encode with this spec "
+            "(`walt-bench tokenizer encode --spec FILE --overwrite`) or point tokenizer.cache_dir at its own cache"
+        )
+    expected = (spec.latent_shape[0], spec.tokenizer.latent_channels, *spec.latent_shape[1:])
+    if tuple(cache.latent_shape) != expected:
+        raise DataError(
+            f"latent cache {path} holds latents {tuple(cache.latent_shape)} (t, c, h, w) but the spec needs "
+            f"{expected}; re-encode with this spec or point tokenizer.cache_dir elsewhere"
+        )
+    provenance = {
+        "latents": {
+            "identity": cache.manifest.get("identity"),
+            "path": str(path),
+            "manifest_sha256": file_sha256(path / "manifest.json"),
+        },
+        "tokenizer": made_with,
+    }
+    return cache, provenance
 
 
 def estimate_stats(encoder: OnTheFlyEncoder, spec, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel latent mean/std over the first ``diffusion.norm_stats_batches`` batches (rank-independent)."""
-    from walt_bench.data import build_loader
+    from walt_bench.data.loader import build_loader
 
     loader = iter(build_loader(spec.data, batch_size, seed=spec.run.seed))
     zs = [
@@ -151,9 +185,16 @@ def estimate_stats(encoder: OnTheFlyEncoder, spec, batch_size: int) -> tuple[tor
 
 
 # -- the command's work ----------------------------------------------------------------------------
-def run_train(spec, *, resume: str = "auto", progress: bool | None = None, stop_at_step: int | None = None):
+def run_train(
+    spec,
+    *,
+    resume: str = "auto",
+    progress: bool | None = None,
+    stop_at_step: int | None = None,
+    allow_spec_mismatch: bool = False,
+):
     """Train the diffusion model of ``spec``; returns the engine's ``TrainResult``."""
-    from walt_bench.denoiser import model_info
+    from walt_bench.denoiser.info import model_info
     from walt_bench.engine.distributed import init_distributed, micro_batch_size
     from walt_bench.engine.loop import Part, train
 
@@ -164,16 +205,8 @@ def run_train(spec, *, resume: str = "auto", progress: bool | None = None, stop_
     objective = build_objective(spec)
     t_lat = spec.latent_shape[0]
     encoder = None
-    if spec.tokenizer.cache_dir and not spec.model.lowres_condition:
-        from walt_bench.data.latents import LatentCache
-
-        cache = LatentCache(spec.tokenizer.cache_dir)
-        expected = (t_lat, spec.tokenizer.latent_channels, *spec.latent_shape[1:])
-        if tuple(cache.latent_shape) != expected:
-            raise UserError(
-                f"latent cache {spec.tokenizer.cache_dir} holds latents {tuple(cache.latent_shape)} (t, c, h, w) but "
-                f"the spec needs {expected}; re-encode with this spec or point tokenizer.cache_dir elsewhere"
-            )
+    if spec.diffusion.latent_source == "cache":
+        cache, provenance = open_cache(spec)
         model.normalizer.set_stats(cache.mean, cache.std)
 
         def make_loader(start: int):
@@ -181,9 +214,13 @@ def run_train(spec, *, resume: str = "auto", progress: bool | None = None, stop_
                 cache, micro, seed=spec.run.seed, rank=info.rank, world_size=info.world_size, start_step=start
             )
     else:
-        from walt_bench.data import build_loader
+        from walt_bench.data.loader import build_loader
+        from walt_bench.tokenizer.build import load_tokenizer, resolve_checkpoint
+        from walt_bench.tokenizer.encode import tokenizer_provenance
 
-        encoder = OnTheFlyEncoder(_tokenizer(spec).to(info.device), t_lat)
+        ckpt = resolve_checkpoint(spec)
+        provenance = {"latents": None, "tokenizer": tokenizer_provenance(spec, ckpt)}
+        encoder = OnTheFlyEncoder(load_tokenizer(spec, str(ckpt)).to(info.device), t_lat)
         if spec.diffusion.latent_norm:
             model.normalizer.set_stats(*estimate_stats(encoder, spec, micro))
 
@@ -215,21 +252,44 @@ def run_train(spec, *, resume: str = "auto", progress: bool | None = None, stop_
             generator=ctx.generator,
         )
 
+    from walt_bench.identity import identity_fields, stage_dir, stage_identity
+    from walt_bench.tracking.mlflow import make_tracker
+
+    d = spec.to_dict()
+    identity = stage_identity(d, "diffusion")
+    tracker = make_tracker(
+        spec.tracking,
+        run_name=f"{spec.run.name}-diffusion",
+        params=d,
+        tags={"stage": "diffusion", "identity": identity, "scale": spec.run.scale, "spec_hash": spec.hash},
+        enabled=info.is_main,
+    )
     stats = model_info(model.denoiser)
-    # self-conditioning adds a gradient-free forward pass for a p_sc fraction of the examples (§4.3)
-    sc_rate = spec.diffusion.p_sc if spec.model.self_condition else 0.0
-    flops = stats["train_flops_per_sample"] + sc_rate * stats["forward_flops_per_sample"]
     return train(
         [Part("denoiser", model, loss_fn)],
         make_loader,
         train_cfg=spec.train,
-        run_cfg=spec.run,
-        tracking_cfg=spec.tracking,
-        spec_dict=spec.to_dict(),
-        spec_hash=spec.hash,
+        run_dir=stage_dir(spec, "diffusion"),
+        seed=spec.run.seed,
+        device=spec.run.device,
+        identity=identity,
+        identity_fields=identity_fields(d, "diffusion"),
+        spec_dict=d,
+        tracker=tracker,
+        extra=provenance,
         resume=resume,
+        allow_spec_mismatch=allow_spec_mismatch,
         tokens_per_sample=stats["tokens_per_sample"],
-        flops_per_sample=flops,
+        flops_per_sample=train_flops_per_sample(spec, stats, micro),
         stop_at_step=stop_at_step,
         progress=progress,
+        desc="diffusion",
     )
+
+
+def train_flops_per_sample(spec, stats: dict, micro_batch: int) -> float:
+    """Training FLOPs per example as the objective runs them: forward + backward, plus the gradient-free
+    self-conditioning pass, which runs on the whole micro-batch whenever any of its examples draws it (§4.3)."""
+    p = spec.diffusion.p_sc if spec.model.self_condition else 0.0
+    runs_sc = 1.0 - (1.0 - p) ** micro_batch
+    return stats["train_flops_per_sample"] + runs_sc * stats["forward_flops_per_sample"]

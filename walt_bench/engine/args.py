@@ -13,12 +13,15 @@ import argparse
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--resume``, ``--allow-spec-mismatch`` and ``--stop-at-step`` to a trainer's parser."""
+    """Add ``--resume``, ``--allow-spec-mismatch``, ``--stop-at-step`` and ``--no-progress`` to a trainer's parser
+    (``walt-bench train`` and ``walt-bench tokenizer train`` take the same flags)."""
     parser.add_argument(
         "--resume",
         default="auto",
+        metavar="auto|never|PATH",
         help="auto (default): continue from the newest checkpoint in the run directory; never: start fresh "
-        "(earlier checkpoints are moved to checkpoints/replaced-<time>/); or a checkpoint path.",
+        "(the earlier checkpoints, metrics.jsonl and summary.json are moved to checkpoints/replaced-<time>/); "
+        "or a checkpoint path.",
     )
     parser.add_argument(
         "--allow-spec-mismatch",
@@ -31,3 +34,4 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="End this invocation after this step with a checkpoint (resume later with --resume auto).",
     )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")

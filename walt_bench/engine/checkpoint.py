@@ -3,19 +3,20 @@
 A checkpoint ``<run dir>/checkpoints/step_00001000.pt`` is one ``torch.save`` dict that loads with
 ``torch.load(weights_only=True)`` (only tensors, numbers, strings, lists and dicts inside)::
 
-    format         "walt_bench.checkpoint/1"
+    format         "walt_bench.checkpoint/2"
     step           optimizer steps completed
     data_position  loader batches consumed per rank (= step * grad_accum_steps)
-    spec_hash      the run's spec hash;  spec: the resolved spec dict
+    identity       the run's stage identity (walt_bench/identity.py); identity_fields: the dotted fields behind it
+    spec           the resolved spec dict of the run that wrote it
     parts          {name: {"model", "ema" (or None), "optimizer", "scheduler"}}  (full, unsharded tensors)
     rng            one dict per rank: python, numpy, torch CPU and (current device's) CUDA RNG states
     (no grad-scaler state: bf16 autocast needs no loss scaling, so the engine has no GradScaler)
     world_size     ranks that wrote it (the RNG states are restored only at the same world size)
-    extra          a small dict from the trainer (best metrics, MLflow run id, ...)
+    extra          a small dict from the trainer (provenance of its inputs, best metrics, MLflow run id, ...)
 
 Writes are atomic: a temporary file in the same folder, flush + fsync, ``os.replace``, fsync of the
-folder; a crash mid-write leaves the previous checkpoint untouched. Loading refuses a checkpoint made
-by a different spec (naming each differing field) unless ``allow_spec_mismatch=True``.
+folder; a crash mid-write leaves the previous checkpoint untouched. Loading refuses a checkpoint of another
+identity (naming each differing field) unless ``allow_spec_mismatch=True``.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ import numpy as np
 import torch
 
 from walt_bench.errors import CheckpointError
+from walt_bench.identity import field_diff
 
-FORMAT = "walt_bench.checkpoint/1"
+FORMAT = "walt_bench.checkpoint/2"
 _NAME = re.compile(r"^step_(\d+)\.pt$")
-SPEC_DIFF_IGNORES = ("tracking",)
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -49,6 +50,12 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name))]
     return sorted(found)
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The step in a ``step_XXXXXXXX.pt`` file name (None for another name)."""
+    m = _NAME.match(Path(path).name)
+    return int(m.group(1)) if m else None
 
 
 def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
@@ -128,42 +135,18 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"][0])
 
 
-# -- spec comparison -----------------------------------------------------------------------------
-def spec_diff(old: Any, new: Any, prefix: str = "", ignore: tuple[str, ...] = SPEC_DIFF_IGNORES) -> list[str]:
-    """Dotted paths whose values differ between two spec dicts, as ``'path: checkpoint X, current Y'``."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new), key=str):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if path in ignore:
-                continue
-            if key not in old:
-                out.append(f"{path}: absent in checkpoint, current {new[key]!r}")
-            elif key not in new:
-                out.append(f"{path}: checkpoint {old[key]!r}, absent in current spec")
-            else:
-                out.extend(spec_diff(old[key], new[key], path, ignore))
-        return out
-    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
-        if len(old) == len(new) and all(not spec_diff(a, b, prefix, ignore) for a, b in zip(old, new)):
-            return []
-    elif old == new:
-        return []
-    return [f"{prefix}: checkpoint {old!r}, current {new!r}"]
-
-
 # -- loading -------------------------------------------------------------------------------------
 def load_checkpoint(
     path: str | Path,
     *,
-    spec_dict: dict[str, Any] | None = None,
-    spec_hash: str | None = None,
+    identity: str | None = None,
+    identity_fields: dict[str, Any] | None = None,
     allow_spec_mismatch: bool = False,
 ) -> dict[str, Any]:
-    """Read a checkpoint onto the CPU with ``weights_only=True`` and check that it belongs to this spec.
+    """Read a checkpoint onto the CPU with ``weights_only=True`` and check that it belongs to this run.
 
-    Raises :class:`CheckpointError` when the file is missing or unreadable, or when its spec hash
-    differs from ``spec_hash`` (listing the differing fields) and ``allow_spec_mismatch`` is false.
+    Raises :class:`CheckpointError` when the file is missing or unreadable, or when its identity differs from
+    ``identity`` (listing the differing ``identity_fields``) and ``allow_spec_mismatch`` is false.
     """
     path = Path(path)
     if not path.is_file():
@@ -180,18 +163,20 @@ def load_checkpoint(
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a walt_bench checkpoint (expected format {FORMAT!r}).")
-    if spec_hash is not None and ckpt["spec_hash"] != spec_hash:
-        diffs = spec_diff(ckpt.get("spec", {}), spec_dict or {})
-        listing = "\n".join(f"  - {d}" for d in diffs) or "  (no field differs; the hash definition changed)"
+    if identity is not None and ckpt["identity"] != identity:
+        diffs = field_diff(ckpt.get("identity_fields") or {}, identity_fields or {})
+        listing = (
+            "\n".join(f"  - {d}" for d in diffs) or "  (no field differs; the identity definition changed)"
+        )
         msg = (
-            f"checkpoint {path} was written by spec {ckpt['spec_hash']}, but this run's spec is {spec_hash}. "
+            f"checkpoint {path} belongs to run {ckpt['identity']}, but this spec's run is {identity}. "
             f"Differing fields:\n{listing}"
         )
         if not allow_spec_mismatch:
             raise CheckpointError(
                 msg + "\nUse the matching spec, or pass --allow-spec-mismatch to load it anyway."
             )
-        warnings.warn(msg + "\nLoading anyway (allow_spec_mismatch=True).", stacklevel=2)
+        warnings.warn(msg + "\nLoading anyway (--allow-spec-mismatch).", stacklevel=2)
     return ckpt
 
 
@@ -201,13 +186,18 @@ def checkpoint_spec(path: str | Path) -> dict[str, Any]:
 
 
 def load_weights(
-    path: str | Path, module: torch.nn.Module, part: str | None = None, use_ema: bool = True
+    path: str | Path,
+    module: torch.nn.Module,
+    part: str | None = None,
+    use_ema: bool = True,
+    ckpt: dict[str, Any] | None = None,
 ) -> str:
     """Load one part's weights into ``module``: its EMA when present and ``use_ema``, else the raw weights.
 
-    ``part`` defaults to the checkpoint's only (or first) part. Returns ``"ema"`` or ``"model"``.
+    ``part`` defaults to the checkpoint's only (or first) part; ``ckpt`` is the already loaded checkpoint of
+    ``path``, if the caller has it. Returns ``"ema"`` or ``"model"``.
     """
-    ckpt = load_checkpoint(path)
+    ckpt = ckpt if ckpt is not None else load_checkpoint(path)
     parts = ckpt["parts"]
     name = part if part is not None else next(iter(parts))
     if name not in parts:

@@ -26,7 +26,8 @@ restored on resume too, so ``nn.Dropout`` stays exact; ``ctx.generator`` is the 
 
 Diffusion model (one part with EMA)::
 
-    from walt_bench.engine import Part, init_distributed, micro_batch_size, seed_everything, train
+    from walt_bench.engine.loop import Part, train
+    from walt_bench.engine.distributed import init_distributed, micro_batch_size, seed_everything
 
     info = init_distributed(spec.run.device)            # idempotent; train() calls it too
     seed_everything(spec.run.seed)                       # same init on every rank
@@ -44,9 +45,10 @@ Diffusion model (one part with EMA)::
         [Part("denoiser", model, diffusion_loss)],        # EMA follows train.ema
         lambda start: build_loader(spec.data, micro, seed=spec.run.seed, rank=info.rank,
                                    world_size=info.world_size, start_step=start),
-        train_cfg=spec.train, run_cfg=spec.run, tracking_cfg=spec.tracking,
-        spec_dict=spec.to_dict(), spec_hash=spec.hash, resume=args.resume,
-        allow_spec_mismatch=args.allow_spec_mismatch, flops_per_sample=model_info(model)["flops_per_sample"])
+        train_cfg=spec.train, run_dir=stage_dir(spec, "diffusion"), seed=spec.run.seed, device=spec.run.device,
+        identity=stage_identity(d, "diffusion"), identity_fields=identity_fields(d, "diffusion"), spec_dict=d,
+        tracker=tracker, resume=args.resume, allow_spec_mismatch=args.allow_spec_mismatch,
+        flops_per_sample=model_info(model)["flops_per_sample"])
     result.run_dir, result.summary, result.emas["denoiser"]   # EMA weights: result.emas[...].copy_to(m)
 
 Tokenizer GAN (two parts, own optimizers, discriminator from step ``disc_start``)::
@@ -66,7 +68,7 @@ Tokenizer GAN (two parts, own optimizers, discriminator from step ``disc_start``
 
     train([Part("generator", autoencoder, g_loss, ema=False),
            Part("discriminator", disc, d_loss, start_step=disc_start, ema=False, optim={"lr": 1e-4})],
-          make_loader, train_cfg=..., run_cfg=..., tracking_cfg=..., spec_dict=..., spec_hash=...)
+          make_loader, train_cfg=..., run_dir=..., seed=..., identity=..., spec_dict=...)
 
 ``make_loader(start_batch)`` must return an iterable of micro-batches for *this rank* that skips the
 first ``start_batch`` of them: the loop passes ``step * grad_accum_steps`` (0 on a fresh start), i.e. the
@@ -74,14 +76,15 @@ data contract's ``build_loader(..., rank, world_size, start_step=start_batch)`` 
 from :func:`walt_bench.engine.micro_batch_size`. Run with ``python -m ...`` for one process or
 ``torchrun --nproc_per_node N ...`` for DDP/FSDP2. A non-finite loss or gradient norm raises
 :class:`NonFiniteLossError` (a ``UserError``: the CLI prints it and exits 2) and keeps the last good
-checkpoint. Checkpoints, metrics and MLflow are written by rank 0 only.
+checkpoint. Checkpoints, metrics and the tracker are written by rank 0 only; ``summary.json`` records the
+final status on every exit (finished, stopped, nonfinite_loss, interrupted, failed).
+
+The parts: ``engine/step.py`` (forward/backward and the optimizer step with the non-finite guard),
+``engine/checkpointer.py`` (save/resume), ``engine/metrics_logger.py`` (metrics.jsonl, tracker, best values).
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,30 +94,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from walt_bench.engine import checkpoint as ckpt_io
+from walt_bench.engine.checkpointer import Checkpointer
 from walt_bench.engine.config import TrainConfig
-from walt_bench.engine.distributed import (
-    DistInfo,
-    all_gather_objects,
-    any_true,
-    barrier,
-    derive_seed,
-    init_distributed,
-    seed_everything,
-    set_grad_sync,
-    wrap_module,
-)
+from walt_bench.engine.distributed import barrier, init_distributed, wrap_module
 from walt_bench.engine.ema import EMA
+from walt_bench.engine.metrics_logger import MetricsLogger
 from walt_bench.engine.optim import build_optimizer, build_scheduler
-from walt_bench.engine.rundir import MetricsLog, prepare_run_dir, run_dir_for, versions, write_json_atomic
-from walt_bench.engine.throughput import mfu, peak_flops, peak_memory_gib
-from walt_bench.errors import UserError
+from walt_bench.engine.rundir import prepare_run_dir, versions, write_json_atomic
+from walt_bench.engine.step import NonFiniteLossError, StepContext, optimizer_step, train_step
+from walt_bench.engine.throughput import peak_flops, peak_memory_gib
+from walt_bench.engine.tracker import NullTracker
 
 LossOutput = torch.Tensor | tuple[torch.Tensor, Mapping[str, Any]]
-
-
-class NonFiniteLossError(UserError):
-    """A loss or gradient norm became NaN/Inf; the run stopped and the last good checkpoint is kept."""
+__all__ = ["NonFiniteLossError", "Part", "StepContext", "TrainResult", "autocast_dtype", "train"]
 
 
 @dataclass
@@ -131,23 +123,6 @@ class Part:
     start_step: int = 0
     ema: bool | None = None
     optim: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class StepContext:
-    """What a loss function may use besides the batch (see the module docstring)."""
-
-    step: int
-    micro_step: int
-    grad_accum_steps: int
-    generator: torch.Generator
-    modules: dict[str, nn.Module]
-    raw: dict[str, nn.Module]
-    state: dict[str, Any]
-    device: torch.device
-    rank: int
-    world_size: int
-    autocast_dtype: torch.dtype | None
 
 
 @dataclass
@@ -170,36 +145,11 @@ class _PartState:
     ema: EMA | None
 
 
-# -- helpers -------------------------------------------------------------------------------------
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """``auto``: bf16 on CUDA, fp32 (no autocast) on CPU; ``bf16``: bf16 anywhere; ``fp32``: none."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-def batch_size_of(batch: Any) -> int:
-    """Leading dimension of the first tensor in a (nested) batch."""
-    if isinstance(batch, torch.Tensor):
-        return batch.shape[0]
-    values = (
-        batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, list | tuple) else []
-    )
-    for v in values:
-        n = batch_size_of(v)
-        if n:
-            return n
-    return 0
 
 
 def set_activation_checkpointing(module: nn.Module, enabled: bool) -> None:
@@ -209,123 +159,24 @@ def set_activation_checkpointing(module: nn.Module, enabled: bool) -> None:
             m.activation_checkpointing = enabled
 
 
-@contextlib.contextmanager
-def _only_trains(active: _PartState, states: Sequence[_PartState], sync: bool):
-    """Freeze other parts' parameters and switch off their (and, mid-accumulation, our) gradient sync."""
-    frozen = []
-    with contextlib.ExitStack() as stack:
-        for s in states:
-            if s is active:
-                stack.enter_context(set_grad_sync(s.wrapped, sync))
-                continue
-            stack.enter_context(set_grad_sync(s.wrapped, False))
-            for p in s.raw.parameters():
-                if p.requires_grad:
-                    p.requires_grad_(False)
-                    frozen.append(p)
-        try:
-            yield
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
-
-
-def _grad_norm(params: list[nn.Parameter], clip: float) -> torch.Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    if clip > 0:
-        norm = torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], clip)
-    else:
-        norm = torch.nn.utils.get_total_norm(grads)
-    return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-
-
-def _sd_options():
-    from torch.distributed.checkpoint.state_dict import StateDictOptions
-
-    return StateDictOptions(full_state_dict=True, cpu_offload=True)
-
-
-# -- checkpoints ---------------------------------------------------------------------------------
-def _save(states, info, ckpt_dir, step, data_position, spec_dict, spec_hash, extra, keep_last) -> Path | None:
-    """Collective: every rank gathers full state; rank 0 writes atomically and prunes."""
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
-
-    parts = {}
-    for s in states:
-        parts[s.part.name] = {
-            "model": get_model_state_dict(s.raw, options=_sd_options()),
-            "optimizer": get_optimizer_state_dict(s.raw, s.optimizer, options=_sd_options()),
-            "scheduler": s.scheduler.state_dict(),
-            "ema": s.ema.state_dict() if s.ema is not None else None,
-        }
-    rng = all_gather_objects(ckpt_io.capture_rng_state(), info)
-    path = None
-    if info.is_main:
-        obj = {
-            "format": ckpt_io.FORMAT,
-            "step": step,
-            "data_position": data_position,
-            "spec_hash": spec_hash,
-            "spec": spec_dict,
-            "parts": parts,
-            "rng": rng,
-            "world_size": info.world_size,
-            "extra": extra,
-        }
-        path = ckpt_io.atomic_save(obj, ckpt_io.checkpoint_path(ckpt_dir, step))
-        ckpt_io.prune_checkpoints(ckpt_dir, keep_last)
-    barrier(info)
-    return path
-
-
-def _load(states, info, ckpt, path) -> None:
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        set_model_state_dict,
-        set_optimizer_state_dict,
-    )
-
-    opts = StateDictOptions(full_state_dict=True)
-    for s in states:
-        if s.part.name not in ckpt["parts"]:
-            raise ckpt_io.CheckpointError(
-                f"checkpoint {path} has parts {sorted(ckpt['parts'])}; this trainer needs {s.part.name!r}."
+def _nonfinite_advice(last_checkpoint: str | None, run_dir: Path):
+    def message(step: int, values: dict[str, float]) -> str:
+        where = last_checkpoint or "(none yet)"
+        return (
+            f"non-finite loss or gradient at step {step}: {values}. The step was refused and the run stopped; the "
+            f"last good checkpoint is {where}. Resuming this run as it is replays the same data and noise, so it "
+            "will most likely meet the same step again. Change what defines the run (e.g. train.lr=<lower>, "
+            "train.grad_clip=1.0, train.precision=fp32 to rule out bf16 overflow) and train again: that is a "
+            "new run directory and starts from step 0"
+            + (
+                f"; to continue from the good checkpoint instead, add --resume {where} --allow-spec-mismatch."
+                if last_checkpoint
+                else "."
             )
-        saved = ckpt["parts"][s.part.name]
-        set_model_state_dict(s.raw, saved["model"], options=opts)
-        set_optimizer_state_dict(s.raw, s.optimizer, saved["optimizer"], options=opts)
-        s.scheduler.load_state_dict(saved["scheduler"])
-        if s.ema is not None and saved["ema"] is not None:
-            s.ema.load_state_dict(saved["ema"])
-        elif s.ema is not None:  # EMA switched on since: start it from the weights
-            s.ema.load_state_dict(get_model_state_dict_simple(s.raw))
+            + f" Also check the data (`walt-bench data check --spec FILE`). Run directory: {run_dir}."
+        )
 
-
-def get_model_state_dict_simple(module: nn.Module) -> dict[str, torch.Tensor]:
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict
-
-    return get_model_state_dict(module, options=_sd_options())
-
-
-def _set_aside_checkpoints(ckpt_dir: Path) -> None:
-    """``resume=never``: move an earlier trajectory's checkpoints to ``checkpoints/replaced-<time>/`` so
-    that a later ``resume=auto`` cannot pick them up (nothing is deleted)."""
-    old = ckpt_io.list_checkpoints(ckpt_dir)
-    if old:
-        dest = ckpt_dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        dest.mkdir(parents=True, exist_ok=True)
-        for _, p in old:
-            p.rename(dest / p.name)
-
-
-def _resolve_resume(resume: str, ckpt_dir: Path) -> Path | None:
-    if resume == "never":
-        return None
-    if resume == "auto":
-        return ckpt_io.latest_checkpoint(ckpt_dir)
-    return Path(resume)
+    return message
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -334,10 +185,14 @@ def train(
     make_loader: Callable[[int], Iterable[Any]],
     *,
     train_cfg: TrainConfig,
-    run_cfg: Any,
-    tracking_cfg: Any = None,
+    run_dir: str | Path,
+    seed: int,
+    identity: str,
     spec_dict: Mapping[str, Any],
-    spec_hash: str,
+    identity_fields: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    tracker: Any = None,
+    extra: Mapping[str, Any] | None = None,
     resume: str = "auto",
     allow_spec_mismatch: bool = False,
     tokens_per_sample: int | None = None,
@@ -347,28 +202,27 @@ def train(
     higher_is_better: Sequence[str] = (),
     stop_at_step: int | None = None,
     progress: bool | None = None,
+    desc: str = "train",
 ) -> TrainResult:
-    """Train ``parts`` for ``train_cfg.steps`` optimizer steps (see the module docstring).
+    """Train ``parts`` for ``train_cfg.steps`` optimizer steps in ``run_dir`` (see the module docstring).
 
-    ``run_cfg`` needs ``name``, ``seed``, ``out_dir`` and ``device``; ``tracking_cfg`` is a
-    ``TrackingConfig`` or None (no MLflow). ``resume``: ``auto`` | ``never`` | a checkpoint path.
-    ``eval_fn(step, raw_modules, emas) -> {metric: value}`` runs on every rank every ``eval_every``
-    steps and at the end; its metrics are logged and tracked as best (lower is better unless named in
-    ``higher_is_better``). ``stop_at_step`` ends this invocation early after that step (with a
-    checkpoint), as a pre-emption would. ``resume="never"`` moves existing checkpoints of this run
-    directory to ``checkpoints/replaced-<time>/``. Returns a :class:`TrainResult` (on every rank).
+    ``identity`` names the run (stored in every checkpoint; resuming a checkpoint of another identity lists the
+    differing ``identity_fields`` and is refused unless ``allow_spec_mismatch``). ``tracker`` follows
+    ``engine.tracker.Tracker`` (None: no tracking); ``extra`` is stored in every checkpoint (provenance).
+    ``resume``: ``auto`` | ``never`` | a checkpoint path. ``eval_fn(step, raw_modules, emas) -> {metric: value}``
+    runs on every rank every ``eval_every`` steps and at the end; its metrics are logged and tracked as best
+    (lower is better unless named in ``higher_is_better``). ``stop_at_step`` ends this invocation early after
+    that step (with a checkpoint), as a pre-emption would. Returns a :class:`TrainResult` (on every rank).
     """
     if not parts or len({p.name for p in parts}) != len(parts):
         raise ValueError("train() needs at least one Part and unique part names")
-    info = init_distributed(run_cfg.device)
+    info = init_distributed(device)
     accum = train_cfg.grad_accum_steps
     dtype = autocast_dtype(train_cfg.precision, info.device)
-    run_dir = run_dir_for(run_cfg.out_dir, run_cfg.name, spec_hash)
-    ckpt_dir = run_dir / "checkpoints"
+    run_dir = Path(run_dir)
+    tracker = tracker if tracker is not None and info.is_main else NullTracker()
     if info.is_main:
         prepare_run_dir(run_dir, spec_dict)
-        if resume == "never":
-            _set_aside_checkpoints(ckpt_dir)
     barrier(info)
 
     # 1. modules, wrappers, optimizers, schedules, EMAs (same seed on every rank until here)
@@ -387,217 +241,122 @@ def train(
         states.append(_PartState(part, cfg, raw, wrapped, opt, sched, ema))
 
     # 2. resume or fresh start (per-rank seeds)
-    start, extra, resumed_from = 0, {}, None
-    path = _resolve_resume(resume, ckpt_dir)
-    if path is not None:
-        ckpt = ckpt_io.load_checkpoint(
-            path, spec_dict=dict(spec_dict), spec_hash=spec_hash, allow_spec_mismatch=allow_spec_mismatch
-        )
-        _load(states, info, ckpt, path)
-        start, extra, resumed_from = int(ckpt["step"]), dict(ckpt.get("extra") or {}), str(path)
-        if ckpt["world_size"] == info.world_size:
-            ckpt_io.restore_rng_state(ckpt["rng"][info.rank])
-        else:
-            seed_everything(derive_seed(run_cfg.seed, info.rank, start))
-        del ckpt
-    else:
-        seed_everything(derive_seed(run_cfg.seed, info.rank))
+    checkpointer = Checkpointer(
+        run_dir / "checkpoints",
+        info,
+        identity=identity,
+        identity_fields=identity_fields,
+        spec_dict=spec_dict,
+        keep_last=train_cfg.keep_last,
+    )
+    start, saved, resumed_from = checkpointer.resume(
+        states,
+        resume,
+        seed,
+        allow_spec_mismatch=allow_spec_mismatch,
+        set_aside_with=(run_dir / "metrics.jsonl", run_dir / "summary.json"),
+    )
+    record_extra: dict[str, Any] = {**saved, **dict(extra or {})}
 
     # 3. logging
-    tracker = _start_tracker(tracking_cfg, info, run_cfg, run_dir, spec_dict, spec_hash, extra)
-    extra["mlflow_run_id"] = tracker.run_id
-    metrics_log = (
-        MetricsLog(run_dir / "metrics.jsonl", start if resumed_from else None) if info.is_main else None
+    tracker.start(saved.get("mlflow_run_id"))
+    record_extra["mlflow_run_id"] = tracker.run_id
+    log = MetricsLogger(
+        run_dir / "metrics.jsonl",
+        tracker,
+        is_main=info.is_main,
+        resume_step=start if resumed_from else None,
+        world_size=info.world_size,
+        tokens_per_sample=tokens_per_sample,
+        flops_per_sample=flops_per_sample,
+        peak_flops=peak_flops(info.device, dtype),
+        peak_memory=lambda: peak_memory_gib(info.device),
+        higher_is_better=higher_is_better,
+        best=saved.get("best"),
     )
-    best: dict[str, dict[str, float]] = dict(extra.get("best", {}))
-    checkpoints = [str(p) for _, p in ckpt_io.list_checkpoints(ckpt_dir)] if info.is_main else []
-    show_bar = info.is_main if progress is None else (progress and info.is_main)
+    checkpoints = checkpointer.paths() if info.is_main else []
     from tqdm.auto import tqdm
 
-    bar = tqdm(
-        total=train_cfg.steps, initial=start, disable=not show_bar, desc=run_cfg.name, dynamic_ncols=True
-    )
-    peak = peak_flops(info.device, dtype)
-    modules = {s.part.name: s.wrapped for s in states}
+    show_bar = info.is_main if progress is None else (progress and info.is_main)
+    bar = tqdm(total=train_cfg.steps, initial=start, disable=not show_bar, desc=desc, dynamic_ncols=True)
     raws = {s.part.name: s.raw for s in states}
     emas = {s.part.name: s.ema for s in states if s.ema is not None}
-    last_record: dict[str, Any] = {}
-    status, step, t_start = "finished", start, time.perf_counter()
-    window_t, window_samples, total_samples = time.perf_counter(), 0, 0
+    step, t_start = start, time.perf_counter()
     end_step = train_cfg.steps if stop_at_step is None else min(train_cfg.steps, stop_at_step)
 
     def save(at: int) -> None:
-        extra["best"] = best
-        p = _save(
-            states, info, ckpt_dir, at, at * accum, dict(spec_dict), spec_hash, extra, train_cfg.keep_last
-        )
-        if p is not None:
-            checkpoints[:] = [str(q) for _, q in ckpt_io.list_checkpoints(ckpt_dir)]
+        record_extra["best"] = log.best
+        if checkpointer.save(states, at, at * accum, record_extra) is not None:
+            checkpoints[:] = checkpointer.paths()
 
-    def finish(final_status: str) -> dict[str, Any]:
+    def finish(status: str, error: str | None = None) -> dict[str, Any]:
         wall = time.perf_counter() - t_start
         summary = {
-            "status": final_status,
-            "spec_hash": spec_hash,
+            "status": status,
+            "error": error,
+            "identity": identity,
             "run_dir": str(run_dir),
             "final_step": step,
             "steps": train_cfg.steps,
-            "final_loss": last_record.get("loss"),
-            "final_metrics": last_record,
-            "best_metrics": best,
+            "final_loss": log.last.get("loss"),
+            "final_metrics": log.last,
+            "best_metrics": log.best,
             "checkpoints": checkpoints,
             "last_checkpoint": checkpoints[-1] if checkpoints else None,
             "resumed_from": resumed_from,
             "wall_time_s": wall,
-            "samples_per_s": total_samples * info.world_size / wall if wall > 0 else None,
-            "tokens_per_s": total_samples * info.world_size * tokens_per_sample / wall
+            "samples_per_s": log.total_samples * info.world_size / wall if wall > 0 else None,
+            "tokens_per_s": log.total_samples * info.world_size * tokens_per_sample / wall
             if tokens_per_sample and wall > 0
             else None,
             "world_size": info.world_size,
             "mlflow_run_id": tracker.run_id,
+            "provenance": {k: v for k, v in record_extra.items() if k not in ("best", "mlflow_run_id")},
             "versions": versions(),
         }
         if info.is_main:
             write_json_atomic(run_dir / "summary.json", summary)
-            if tracking_cfg is not None and getattr(tracking_cfg, "log_artifacts", True):
-                tracker.log_artifact(str(run_dir / "spec.yaml"))
-                tracker.log_artifact(str(run_dir / "summary.json"))
-            tracker.end("FINISHED" if final_status in ("finished", "stopped") else "FAILED")
-            metrics_log.close()
+            tracker.log_artifact(str(run_dir / "spec.yaml"))
+            tracker.log_artifact(str(run_dir / "summary.json"))
+            tracker.end(
+                {"finished": "FINISHED", "stopped": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
+            )
+            log.close()
         bar.close()
         return summary
-
-    def track_best(metrics: Mapping[str, float], at: int) -> None:
-        for k, v in metrics.items():
-            if v is None or not math.isfinite(v):
-                continue
-            old = best.get(k, {}).get("value")
-            if old is None or (v > old if k in higher_is_better else v < old):
-                best[k] = {"value": float(v), "step": at}
-
-    def amp():
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(info.device.type, dtype=dtype)
 
     # 4. steps
     loader = iter(make_loader(start * accum))
     try:
         for step in range(start, end_step):
             active = [s for s in states if step >= s.part.start_step]
-            loss_sum = {s.part.name: torch.zeros((), device=info.device) for s in active}
-            extras_sum: dict[str, torch.Tensor] = {}
-            for micro in range(accum):
-                try:
-                    batch = next(loader)
-                except StopIteration:
-                    raise UserError(
-                        f"the data loader ran out at step {step}; make_loader must return an infinite iterable"
-                    ) from None
-                batch = to_device(batch, info.device)
-                total_samples += batch_size_of(batch)
-                gen = torch.Generator(info.device).manual_seed(
-                    derive_seed(run_cfg.seed, info.rank, step, micro)
-                )
-                ctx = StepContext(
-                    step, micro, accum, gen, modules, raws, {}, info.device, info.rank, info.world_size, dtype
-                )
-                for s in active:
-                    with _only_trains(s, states, sync=micro == accum - 1):
-                        with amp():
-                            out = s.part.loss_fn(batch, ctx)
-                        loss, scalars = out if isinstance(out, tuple) else (out, {})
-                        (loss.float() / accum).backward()
-                    loss_sum[s.part.name] += loss.detach().float() / accum
-                    for k, v in scalars.items():
-                        key = f"{s.part.name}/{k}"
-                        v = v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
-                        extras_sum[key] = extras_sum.get(key, 0) + v.to(info.device) / accum
-            norms = {
-                s.part.name: _grad_norm(list(s.raw.parameters()), s.cfg.grad_clip).to(info.device)
-                for s in active
-            }
-            check = torch.stack(list(loss_sum.values()) + list(norms.values()))
-            if any_true(not bool(torch.isfinite(check).all()), info):
-                bad = {
-                    k: float(v)
-                    for k, v in {**loss_sum, **{f"{k}/grad_norm": n for k, n in norms.items()}}.items()
-                }
-                status = "nonfinite_loss"
-                raise NonFiniteLossError(
-                    f"non-finite loss or gradient at step {step} (rank {info.rank}): {bad}. The run stopped "
-                    f"without an update; the last good checkpoint is "
-                    f"{checkpoints[-1] if checkpoints else '(none yet)'}. Lower train.lr, set train.grad_clip, "
-                    f"use train.precision=fp32 to rule out bf16 overflow, or check the data; resume with the "
-                    f"default resume=auto."
-                )
-            lrs = {s.part.name: s.optimizer.param_groups[0]["lr"] for s in active}
-            for s in active:
-                s.optimizer.step()
-                s.optimizer.zero_grad(set_to_none=True)
-                s.scheduler.step()
-                if s.ema is not None:
-                    s.ema.update(s.raw, step)
-            done = step + 1
-            step = done
+            out = train_step(step, active, states, loader, info=info, seed=seed, accum=accum, dtype=dtype)
+            log.count(out.samples)
+            last_good = checkpoints[-1] if checkpoints else None
+            norms, lrs = optimizer_step(
+                step, active, out, info=info, on_nonfinite=_nonfinite_advice(last_good, run_dir)
+            )
+            done = step = step + 1
             bar.update(1)
-
             if done % train_cfg.log_every == 0 or done == end_step:
-                now = time.perf_counter()
-                sps = (total_samples - window_samples) * info.world_size / max(now - window_t, 1e-9)
-                window_t, window_samples = now, total_samples
-                record: dict[str, Any] = {"step": done}
-                first = parts[0].name
-                record["loss"] = float(loss_sum[first]) if first in loss_sum else None
-                for s in active:
-                    record[f"{s.part.name}/loss"] = float(loss_sum[s.part.name])
-                    record[f"{s.part.name}/grad_norm"] = float(norms[s.part.name])
-                    record[f"{s.part.name}/lr"] = lrs[s.part.name]
-                record["lr"] = lrs.get(first)
-                record["grad_norm"] = record.get(f"{first}/grad_norm")
-                record.update({k: float(v) for k, v in extras_sum.items()})
-                record["samples_per_s"] = sps
-                if tokens_per_sample:
-                    record["tokens_per_s"] = sps * tokens_per_sample
-                record["mfu"] = mfu(flops_per_sample, sps, info.world_size, peak)
-                record["peak_mem_gib"] = peak_memory_gib(info.device)
-                record = {k: v for k, v in record.items() if v is not None}
-                last_record = record
-                if info.is_main:
-                    metrics_log.write(record)
-                    tracker.log_metrics({k: v for k, v in record.items() if k != "step"}, done)
-                    track_best({"loss": record["loss"]} if "loss" in record else {}, done)
-                    bar.set_postfix(loss=f"{record.get('loss', float('nan')):.4g}", refresh=False)
-
+                losses = {k: float(v) for k, v in out.losses.items()}
+                record = log.step(
+                    done, losses, norms, lrs, {k: float(v) for k, v in out.extras.items()}, parts[0].name
+                )
+                if "loss" in record:
+                    bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
             if eval_fn is not None and eval_every and (done % eval_every == 0 or done == train_cfg.steps):
-                results = {k: float(v) for k, v in eval_fn(done, raws, emas).items()}
-                if info.is_main:
-                    metrics_log.write({"step": done, **results})
-                    tracker.log_metrics(results, done)
-                    track_best(results, done)
-                    last_record = {**last_record, **results}
-
+                log.eval(done, eval_fn(done, raws, emas))
             if done % train_cfg.ckpt_every == 0 or done == end_step:
                 save(done)
-    except NonFiniteLossError:
-        finish(status)
+    except NonFiniteLossError as exc:
+        finish("nonfinite_loss", str(exc))
+        raise
+    except KeyboardInterrupt:
+        finish("interrupted", "KeyboardInterrupt")
         raise
     except BaseException as exc:
-        if info.is_main:
-            tracker.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        finish("failed", f"{type(exc).__name__}: {exc}"[:2000])
         raise
     summary = finish("finished" if step >= train_cfg.steps else "stopped")
     return TrainResult(run_dir, step, summary, raws, emas)
-
-
-def _start_tracker(tracking_cfg, info: DistInfo, run_cfg, run_dir, spec_dict, spec_hash, extra):
-    from walt_bench.tracking.mlflow import start_tracking
-
-    return start_tracking(
-        tracking_cfg,
-        run_name=run_dir.name,
-        params=spec_dict,
-        tags={"spec_hash": spec_hash, "run_dir": str(run_dir), "world_size": str(info.world_size)},
-        run_id=extra.get("mlflow_run_id"),
-        enabled=info.is_main,
-    )

@@ -138,3 +138,46 @@ def save_classifier(model: SyntheticVideoClassifier, path: str | Path, info: dic
     meta = {"num_classes": model.num_classes, "width": model.width, "feature_dim": model.feature_dim, **info}
     Path(f"{path}.json").write_text(json.dumps(meta, indent=2))
     return path
+
+
+def train_synthetic_classifier(spec, out=None, *, command: str = "walt-bench eval train-classifier") -> dict:
+    """Train the classifier on the spec's train split (held-out accuracy on its test split, when there is one)
+    and save it at ``out`` (default: ``synthetic_classifier_path(spec)``); returns its info (+ ``"path"``)."""
+    import platform
+
+    from walt_bench import __version__
+    from walt_bench.data.loader import build_dataset
+    from walt_bench.errors import DataError
+    from walt_bench.evaluation.extractors import synthetic_classifier_path
+
+    train_set = build_dataset(spec.data, split="train")
+    try:
+        val_set = build_dataset(spec.data, split="test")
+    except DataError:  # no test split: report the training accuracy only
+        val_set = None
+    model, metrics = train_classifier(
+        train_set,
+        val_set,
+        num_classes=spec.data.num_classes,
+        epochs=spec.eval.classifier_epochs,
+        width=spec.eval.classifier_width,
+        batch_size=spec.eval.batch_size,
+        seed=spec.run.seed,
+    )
+    path = Path(out) if out else synthetic_classifier_path(spec)
+    info = {
+        **metrics,
+        "num_frames": spec.data.num_frames,
+        "height": spec.data.height,
+        "width_px": spec.data.width,
+        "dataset_root": spec.data.root,
+        "spec_hash": spec.hash,
+        "command": command,
+        "versions": {
+            "walt_bench": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    save_classifier(model, path, info)
+    return {**info, "path": str(path)}

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from walt_bench.cliargs import add_spec_args
+from walt_bench.cliargs import add_spec_args, spec_from_args
 
 SUBCOMMANDS = ("run", "stats", "fd", "train-classifier")
 
@@ -36,7 +36,7 @@ def _sub_parser(name: str) -> argparse.ArgumentParser:
             "--samples", required=True, metavar="DIR", help="folder with samples.npz (or the .npz)"
         )
         parser.add_argument(
-            "--out", metavar="FILE", help="metrics JSON (default: <samples dir>/metrics.json)"
+            "--out", metavar="FILE", help="metrics JSON (default: <samples dir>/metrics-<identity>.json)"
         )
     elif name == "stats":
         parser.description = "Reference statistics of real data for the spec's protocol (pytorch-fid .npz)."
@@ -127,17 +127,26 @@ def evaluate_samples(
     result.update(
         _provenance(spec, command or "walt_bench.evaluation.commands.evaluate_samples"), samples=str(samples)
     )
-    samples_path = Path(samples)
-    out = (
-        Path(out)
-        if out
-        else (samples_path if samples_path.is_dir() else samples_path.parent) / "metrics.json"
-    )
+    out = Path(out) if out else default_metrics_path(spec, samples)
+    result["identity"] = out.stem.removeprefix("metrics-") if out.stem.startswith("metrics-") else None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     result["metrics_file"] = str(out)
     _log_mlflow(spec, result, out)
     return result
+
+
+def default_metrics_path(spec, samples: str | Path) -> Path:
+    """``<samples dir>/metrics-<identity>.json``: the metrics stage's identity is the samples' identity (from their
+    ``samples.json``) + ``eval.*``; samples without a recorded identity get ``metrics.json``."""
+    from walt_bench.identity import metrics_identity, metrics_path
+
+    folder = Path(samples) if Path(samples).is_dir() else Path(samples).parent
+    record = folder / "samples.json"
+    samples_id = json.loads(record.read_text()).get("identity") if record.is_file() else None
+    if samples_id is None:
+        return folder / "metrics.json"
+    return metrics_path(folder, metrics_identity(samples_id, spec.to_dict()))
 
 
 def _log_mlflow(spec, result: dict, path: Path) -> None:
@@ -171,9 +180,8 @@ def _format(result: dict, name: str | None) -> str:
 
 
 def _run(args) -> int:
-    from walt_bench.spec import load_spec
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     result = evaluate_samples(spec, args.samples, args.out, command=args.command_line)
     parts = [_format(result, result["metric"]), _format(result, result["protocol"]["is_metric"])]
     print(
@@ -190,9 +198,8 @@ def _stats(args) -> int:
     from walt_bench.evaluation.evaluate import reference_statistics
     from walt_bench.evaluation.frechet import save_stats
     from walt_bench.evaluation.protocols import resolve
-    from walt_bench.spec import load_spec
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     settings = resolve(spec.eval)
     fd, _ = extractors_for(spec, settings, _device(spec))
     mu, sigma, meta = reference_statistics(spec, settings, fd, use_given=False)  # from data, cached
@@ -225,40 +232,13 @@ def _fd(args) -> int:
 
 
 def _train_classifier(args) -> int:
-    from walt_bench.data import build_dataset
-    from walt_bench.errors import DataError
-    from walt_bench.evaluation.classifier import save_classifier, train_classifier
-    from walt_bench.evaluation.extractors import synthetic_classifier_path
-    from walt_bench.spec import load_spec
+    from walt_bench.evaluation.classifier import train_synthetic_classifier
 
-    spec = load_spec(args.spec, args.overrides)
-    train_set = build_dataset(spec.data, split="train")
-    try:
-        val_set = build_dataset(spec.data, split="test")
-    except DataError:  # no test split: report the training accuracy only
-        val_set = None
-    model, metrics = train_classifier(
-        train_set,
-        val_set,
-        num_classes=spec.data.num_classes,
-        epochs=spec.eval.classifier_epochs,
-        width=spec.eval.classifier_width,
-        batch_size=spec.eval.batch_size,
-        seed=spec.run.seed,
-    )
-    out = Path(args.out) if args.out else synthetic_classifier_path(spec)
-    info = {
-        **metrics,
-        "num_frames": spec.data.num_frames,
-        "height": spec.data.height,
-        "width_px": spec.data.width,
-        "dataset_root": spec.data.root,
-        **_provenance(spec, args.command_line),
-    }
-    save_classifier(model, out, info)
-    val = metrics["val_accuracy"]
+    spec = spec_from_args(args)
+    info = train_synthetic_classifier(spec, args.out, command=args.command_line)
+    val = info["val_accuracy"]
     print(
-        f"wrote {out} (+ .json): train accuracy {metrics['train_accuracy']:.3f}, "
-        f"held-out accuracy {val if val is None else f'{val:.3f}'} in {metrics['seconds']} s"
+        f"wrote {info['path']} (+ .json): train accuracy {info['train_accuracy']:.3f}, "
+        f"held-out accuracy {val if val is None else f'{val:.3f}'} in {info['seconds']} s"
     )
     return 0

@@ -126,7 +126,7 @@ def reference_dataset(spec, split: str):
     silently change the reference set, so it is an error here (training only warns; `walt-bench data check`
     lists them). Kinetics clips disappear from YouTube, so there the missing ones are left out, as is standard.
     """
-    from walt_bench.data import build_dataset
+    from walt_bench.data.loader import build_dataset
 
     dataset = build_dataset(spec.data, split=split)
     missing = [path for path, _ in getattr(dataset, "missing", [])]

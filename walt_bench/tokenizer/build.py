@@ -1,9 +1,9 @@
 """Build and load the tokenizer: where its training run lives and how a checkpoint becomes a model.
 
-The tokenizer's run directory is ``<run.out_dir>/<run.name>-tokenizer-<tokenizer hash>``, where the tokenizer
-hash covers only what determines the trained weights (the ``data`` section, the ``tokenizer`` section without
-its file and evaluation fields, and the seed). A diffusion spec that shares these finds the same tokenizer
-(also under another ``run.name``) when ``tokenizer.checkpoint`` is not set.
+The tokenizer's run directory is ``<run.out_dir>/tokenizer-<identity>``, where the identity covers only what
+determines the trained weights (the data it trains on, the ``tokenizer`` section without its file, cache and
+evaluation fields, and the seed; ``walt_bench/identity.py``). Every spec that shares these finds the same
+tokenizer when ``tokenizer.checkpoint`` is not set.
 
 Usage::
 
@@ -34,29 +34,20 @@ ARCHITECTURE_FIELDS = (
     "causal_padding",
     "latent_kind",
 )
-NOT_IN_IDENTITY = ("checkpoint", "cache_dir", "cache_shard_size", "eval_split", "eval_clips")
-
-
-def tokenizer_identity(spec) -> dict[str, Any]:
-    """The part of ``spec`` that determines the trained tokenizer (see the module docstring)."""
-    tok = spec.tokenizer.model_dump(mode="json", exclude=set(NOT_IN_IDENTITY))
-    return {"data": spec.data.model_dump(mode="json"), "tokenizer": tok, "seed": spec.run.seed}
 
 
 def tokenizer_hash(spec) -> str:
-    """12 hex characters identifying :func:`tokenizer_identity` (canonical, like ``spec.hash``)."""
-    from walt_bench.spec import spec_hash
+    """The tokenizer stage's identity (12 hex digits)."""
+    from walt_bench.identity import stage_identity
 
-    return spec_hash(tokenizer_identity(spec))
-
-
-def tokenizer_run_name(spec) -> str:
-    return f"{spec.run.name}-tokenizer"
+    return stage_identity(spec.to_dict(), "tokenizer")
 
 
 def tokenizer_run_dir(spec) -> Path:
-    """``<run.out_dir>/<run.name>-tokenizer-<tokenizer hash>``, where ``tokenizer train`` writes."""
-    return Path(spec.run.out_dir) / f"{tokenizer_run_name(spec)}-{tokenizer_hash(spec)}"
+    """``<run.out_dir>/tokenizer-<identity>``, where ``tokenizer train`` writes."""
+    from walt_bench.identity import stage_dir
+
+    return stage_dir(spec, "tokenizer")
 
 
 def resolve_checkpoint(spec, checkpoint: str | None = None) -> Path:
@@ -73,10 +64,6 @@ def resolve_checkpoint(spec, checkpoint: str | None = None) -> Path:
         return Path(path)
     run_dir = tokenizer_run_dir(spec)
     found = latest_checkpoint(run_dir / "checkpoints")
-    if found is None:  # a run of the same tokenizer under another run.name (e.g. the tokenizer's own spec)
-        others = sorted(Path(spec.run.out_dir).glob(f"*-tokenizer-{tokenizer_hash(spec)}/checkpoints"))
-        candidates = [c for c in (latest_checkpoint(d) for d in others) if c is not None]
-        found = max(candidates, key=lambda c: c.stat().st_mtime) if candidates else None
     if found is None:
         raise CheckpointError(
             f"no tokenizer checkpoint: tokenizer.checkpoint is not set and {run_dir}/checkpoints holds none. "

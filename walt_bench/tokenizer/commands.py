@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from walt_bench.cliargs import add_spec_args
+from walt_bench.cliargs import add_spec_args, spec_from_args
+from walt_bench.engine.args import add_train_arguments
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -26,14 +27,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from walt_bench.engine import is_main_process
-    from walt_bench.engine.distributed import shutdown_distributed
-    from walt_bench.spec import load_spec
+    from walt_bench.engine.distributed import is_main_process, shutdown_distributed
     from walt_bench.tokenizer.train import train_tokenizer
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     try:
-        result = train_tokenizer(spec, resume=args.resume, allow_spec_mismatch=args.allow_spec_mismatch)
+        result = train_tokenizer(
+            spec,
+            resume=args.resume,
+            allow_spec_mismatch=args.allow_spec_mismatch,
+            stop_at_step=args.stop_at_step,
+            progress=False if args.no_progress else None,
+        )
     finally:
         shutdown_distributed()
     if not is_main_process():
@@ -48,10 +53,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from walt_bench.spec import load_spec
     from walt_bench.tokenizer.encode import encode_dataset
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     m = encode_dataset(
         spec,
         checkpoint=args.checkpoint,
@@ -73,10 +77,9 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from walt_bench.spec import load_spec
     from walt_bench.tokenizer.evaluate import evaluate_tokenizer
 
-    spec = load_spec(args.spec, args.overrides)
+    spec = spec_from_args(args)
     r = evaluate_tokenizer(
         spec,
         checkpoint=args.checkpoint,
@@ -103,11 +106,8 @@ def register(subparsers) -> None:
     train = sub.add_parser(
         "train", help="train the autoencoder + discriminator (engine loop; torchrun-ready)"
     )
-    train.add_argument("--resume", default="auto", help="auto (newest checkpoint of the run) | never | PATH")
-    train.add_argument(
-        "--allow-spec-mismatch", action="store_true", help="resume from another spec's checkpoint"
-    )
     add_spec_args(train)
+    add_train_arguments(train)
     train.set_defaults(handler=_train)
 
     encode = sub.add_parser("encode", help="write a sharded, memory-mapped latent cache + per-channel stats")
@@ -117,7 +117,11 @@ def register(subparsers) -> None:
     )
     encode.add_argument("--batch-size", type=int, default=8, help="clips per encoder call")
     encode.add_argument("--limit", type=int, default=None, help="encode only the first N clips")
-    encode.add_argument("--overwrite", action="store_true", help="replace an existing cache")
+    encode.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing cache (an up-to-date one is reused otherwise)",
+    )
     _add_common(encode)
     encode.set_defaults(handler=_encode)
 

@@ -165,6 +165,15 @@ class TokenizerConfig(Section):
         "silent on the rest; we choose lr 1e-4 (MAGVIT-v2) and no EMA; other fields as in `train`.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _train_defaults_under_partial_section(cls, data):
+        """A partial ``tokenizer.train`` (``{steps: 10}``) keeps the tokenizer's own defaults (Adam, lr 1e-4, no
+        EMA) for every field it does not name, not the diffusion trainer's (AdamW, 5e-4, EMA)."""
+        if isinstance(data, dict) and isinstance(data.get("train"), dict):
+            data = {**data, "train": {**_tokenizer_train_defaults().model_dump(), **data["train"]}}
+        return data
+
     @model_validator(mode="after")
     def _check_geometry(self) -> TokenizerConfig:
         problems = geometry_problems(

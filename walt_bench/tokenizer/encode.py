@@ -2,8 +2,10 @@
 
 Clips are read in dataset order with the spec's data settings (use ``data.clip_sampling=center`` for one fixed
 clip per video), encoded with the trained tokenizer (posterior mean, fp32) and written in shards of
-``tokenizer.cache_shard_size``. The manifest records the spec hash, the tokenizer hash, the checkpoint path
-and its SHA-256, the split, the counts and the versions, so a cache can always be traced to what made it.
+``tokenizer.cache_shard_size``, at ``<run.out_dir>/latents-<identity>`` (or ``tokenizer.cache_dir``). The manifest
+records its identity, the tokenizer it was made with (identity, checkpoint path and full SHA-256, step), the
+split, the counts, the normalisation stats and the versions: the trainer checks it, and a cache can always be
+traced to what made it.
 """
 
 from __future__ import annotations
@@ -16,14 +18,20 @@ from typing import Any
 import torch
 
 from walt_bench.hashing import file_sha256
-from walt_bench.tokenizer.build import load_tokenizer, resolve_checkpoint, tokenizer_hash
+from walt_bench.tokenizer.build import load_tokenizer, resolve_checkpoint
 
 
-def default_cache_dir(spec, split: str) -> Path:
-    """``tokenizer.cache_dir``, else ``<run.out_dir>/<run.name>-latents-<tokenizer hash>-<split>``."""
-    if spec.tokenizer.cache_dir:
-        return Path(spec.tokenizer.cache_dir)
-    return Path(spec.run.out_dir) / f"{spec.run.name}-latents-{tokenizer_hash(spec)}-{split}"
+def tokenizer_provenance(spec, ckpt: Path) -> dict[str, Any]:
+    """What a latent cache or a diffusion run records of the tokenizer it used."""
+    from walt_bench.engine.checkpoint import checkpoint_step
+    from walt_bench.identity import stage_identity
+
+    return {
+        "identity": stage_identity(spec.to_dict(), "tokenizer"),
+        "checkpoint": str(ckpt),
+        "sha256": file_sha256(ckpt),
+        "step": checkpoint_step(ckpt),
+    }
 
 
 def encode_dataset(
@@ -41,11 +49,12 @@ def encode_dataset(
     from torch.utils.data import DataLoader, Subset
     from tqdm.auto import tqdm
 
-    from walt_bench.data import build_dataset
     from walt_bench.data.latents import write_latent_cache
-    from walt_bench.data.loader import collate
+    from walt_bench.data.loader import build_dataset, collate
     from walt_bench.engine.distributed import resolve_device
     from walt_bench.engine.rundir import versions
+    from walt_bench.errors import DataError
+    from walt_bench.identity import stage_dir, stage_identity
 
     split = split or spec.data.split
     ckpt = resolve_checkpoint(spec, checkpoint)
@@ -60,7 +69,21 @@ def encode_dataset(
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=spec.data.num_workers
     )
-    path = Path(out) if out else default_cache_dir(spec, split)
+    path = Path(out) if out else stage_dir(spec, "latents", split=split)
+    made_with = tokenizer_provenance(spec, ckpt)
+    if (path / "manifest.json").is_file() and not overwrite:
+        existing = json.loads((path / "manifest.json").read_text())
+        recorded = existing.get("tokenizer") or {}
+        if recorded.get("sha256") == made_with["sha256"]:
+            print(
+                f"latent cache {path} is up to date (tokenizer {made_with['checkpoint']}); nothing to encode"
+            )
+            return {**existing, "path": str(path), "reused": True}
+        raise DataError(
+            f"latent cache {path} is stale: it was made with tokenizer checkpoint {recorded.get('checkpoint')} "
+            f"(sha256 {str(recorded.get('sha256'))[:12]}), but the spec's tokenizer is now {made_with['checkpoint']} "
+            f"(sha256 {made_with['sha256'][:12]}). Re-encode with --overwrite."
+        )
 
     def batches():
         with tqdm(total=len(dataset), desc=f"encode {split}", unit="clip", disable=not progress) as bar:
@@ -77,10 +100,9 @@ def encode_dataset(
 
     base = dataset.dataset if isinstance(dataset, Subset) else dataset
     metadata = {
+        "identity": stage_identity(spec.to_dict(), "latents", split=split),
+        "tokenizer": made_with,
         "spec_hash": spec.hash,
-        "tokenizer_hash": tokenizer_hash(spec),
-        "tokenizer_checkpoint": str(ckpt),
-        "tokenizer_checkpoint_sha256": file_sha256(ckpt),
         "dataset": spec.data.dataset,
         "root": spec.data.root,
         "split": split,

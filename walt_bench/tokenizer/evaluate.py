@@ -100,8 +100,7 @@ def evaluate_tokenizer(
     from torch.utils.data import DataLoader, Subset
     from tqdm.auto import tqdm
 
-    from walt_bench.data import build_dataset
-    from walt_bench.data.loader import collate
+    from walt_bench.data.loader import build_dataset, collate
     from walt_bench.engine.distributed import resolve_device
     from walt_bench.engine.rundir import versions, write_json_atomic
 

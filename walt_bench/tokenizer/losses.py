@@ -162,16 +162,16 @@ class PerceptualLoss(nn.Module):
 
 
 def build_perceptual_loss(weight: float, network: str, weights_path: str | None) -> PerceptualLoss | None:
-    """The perceptual loss, or ``None`` (with a logged notice) when its weight is 0 or no weights path is set."""
+    """The perceptual loss, or ``None`` when its weight is 0. A weight > 0 without a weights path is an error:
+    the spec would record a loss term that never ran (nothing is downloaded; the smoke scale sets the weight 0)."""
     if weight <= 0:
         return None
     if weights_path is None:
-        log.warning(
-            "perceptual loss is off: tokenizer.perceptual_weights is not set (nothing is downloaded). "
-            "Give the path of a '%s' state dict to enable it.",
-            network,
+        raise WeightsError(
+            f"tokenizer.perceptual_weight={weight} but tokenizer.perceptual_weights is not set, and nothing is "
+            f"downloaded. Give the path of a '{network}' state dict (tokenizer.perceptual_weights=/path/vgg16.pth), "
+            "or train without the term: tokenizer.perceptual_weight=0."
         )
-        return None
     return PerceptualLoss(load_feature_network(network, weights_path))
 
 

@@ -8,7 +8,8 @@ Two engine parts, each with its own optimizer (settings from ``tokenizer.train``
 
 Single process: ``walt-bench tokenizer train --spec experiments/smoke/default.yaml``; many GPUs:
 ``torchrun --nproc_per_node 8 -m walt_bench tokenizer train --spec experiments/tokenizers/ucf101.yaml``.
-The run directory is ``<run.out_dir>/<run.name>-tokenizer-<tokenizer hash>`` (see ``build.py``).
+The run directory is ``<run.out_dir>/tokenizer-<identity>`` (``walt_bench/identity.py``). ``val/psnr`` is measured at
+every checkpoint on the first clips of ``tokenizer.eval_split`` (held out when the training split excludes it).
 """
 
 from __future__ import annotations
@@ -17,18 +18,12 @@ from typing import Any
 
 import torch
 
-from walt_bench.tokenizer.build import (
-    DISCRIMINATOR_PART,
-    PART,
-    build_discriminator,
-    tokenizer_hash,
-    tokenizer_run_name,
-)
+from walt_bench.tokenizer.build import DISCRIMINATOR_PART, PART, build_discriminator
 from walt_bench.tokenizer.metrics import psnr
 from walt_bench.tokenizer.model import CausalAutoencoder, num_parameters
 from walt_bench.tokenizer.objective import TokenizerObjective
 
-EVAL_CLIPS = 4  # clips of the fixed batch whose PSNR is logged at every checkpoint
+EVAL_CLIPS = 4  # clips of tokenizer.eval_split whose PSNR is logged at every checkpoint
 
 
 def train_tokenizer(
@@ -40,7 +35,7 @@ def train_tokenizer(
     allow_spec_mismatch: bool = False,
 ):
     """Train the tokenizer of ``spec``; returns the engine's ``TrainResult`` (``summary["last_checkpoint"]``)."""
-    from walt_bench.data import build_loader
+    from walt_bench.data.loader import build_loader
     from walt_bench.engine.distributed import init_distributed, micro_batch_size
     from walt_bench.engine.loop import Part, train
 
@@ -78,7 +73,7 @@ def train_tokenizer(
             start_step=start_batch,
         )
 
-    fixed = next(iter(make_loader(0)))["video"][:EVAL_CLIPS]
+    fixed = held_out_clips(spec, EVAL_CLIPS)
 
     @torch.no_grad()
     def eval_fn(step: int, raws: dict, emas: dict) -> dict[str, float]:
@@ -101,7 +96,6 @@ def train_tokenizer(
                 ema=False,
             )
         )
-    run_cfg = spec.run.model_copy(update={"name": tokenizer_run_name(spec)})
     t, h, w = spec.latent_shape
     print(
         f"tokenizer: {num_parameters(model) / 1e6:.2f}M params"
@@ -109,14 +103,30 @@ def train_tokenizer(
         + f"; {spec.data.num_frames}x{spec.data.height}x{spec.data.width} -> {t}x{h}x{w}x"
         f"{spec.tokenizer.latent_channels}; perceptual {'on' if objective.perceptual is not None else 'off'}"
     )
+    from walt_bench.identity import identity_fields, stage_dir, stage_identity
+    from walt_bench.tracking.mlflow import make_tracker
+
+    d = spec.to_dict()
+    identity = stage_identity(d, "tokenizer")
+    tracker = make_tracker(
+        spec.tracking,
+        run_name=f"{spec.run.name}-tokenizer",
+        params=d,
+        tags={"stage": "tokenizer", "identity": identity, "scale": spec.run.scale, "spec_hash": spec.hash},
+        enabled=info.is_main,
+    )
     return train(
         parts,
         make_loader,
         train_cfg=tcfg,
-        run_cfg=run_cfg,
-        tracking_cfg=getattr(spec, "tracking", None),
-        spec_dict=spec.to_dict(),
-        spec_hash=tokenizer_hash(spec),
+        run_dir=stage_dir(spec, "tokenizer"),
+        seed=spec.run.seed,
+        device=spec.run.device,
+        identity=identity,
+        identity_fields=identity_fields(d, "tokenizer"),
+        spec_dict=d,
+        tracker=tracker,
+        desc="tokenizer",
         resume=resume,
         allow_spec_mismatch=allow_spec_mismatch,
         eval_fn=eval_fn,
@@ -125,3 +135,22 @@ def train_tokenizer(
         stop_at_step=stop_at_step,
         progress=progress,
     )
+
+
+def held_out_clips(spec, n: int) -> torch.Tensor:
+    """The first ``n`` clips (centre-sampled) of ``tokenizer.eval_split``: ``val/psnr``'s fixed batch.
+
+    Falls back to the training split, with a notice, when the dataset has no such split.
+    """
+    from walt_bench.data.loader import build_dataset
+    from walt_bench.errors import DataError
+
+    cfg = spec.data.model_copy(update={"image_root": None, "image_ratio": 0.0, "clip_sampling": "center"})
+    try:
+        dataset = build_dataset(cfg, split=spec.tokenizer.eval_split)
+    except DataError as exc:
+        print(
+            f"val/psnr: no split {spec.tokenizer.eval_split!r} ({exc}); measuring on training clips instead"
+        )
+        dataset = build_dataset(cfg, split=spec.data.split)
+    return torch.stack([dataset[i]["video"] for i in range(min(n, len(dataset)))])

@@ -4,13 +4,15 @@ The store is ``tracking.uri`` if set, else ``$MLFLOW_TRACKING_URI``, else ``sqli
 working directory (MLflow 3 no longer accepts the ``./mlruns`` file store). The experiment is created
 before any run starts (two processes creating it at once race and one run lands in "Default").
 
-    tracker = start_tracking(cfg.tracking, run_name="ucf101-3f1c0a9e7b21", params=spec.to_dict(),
-                             tags={"spec_hash": spec.hash})
+    tracker = make_tracker(cfg.tracking, run_name="smoke-diffusion", params=spec.to_dict(),
+                           tags={"stage": "diffusion", "identity": "3f1c0a9e7b21"})
+    tracker.start(run_id=None)        # the engine does this, with the run id a checkpoint recorded
     tracker.log_metrics({"loss": 0.12, "lr": 5e-4}, step=10)
-    tracker.log_artifact("runs/ucf101-3f1c0a9e7b21/summary.json")
+    tracker.log_artifact("runs/diffusion-3f1c0a9e7b21/summary.json")
     tracker.end("FINISHED")
 
-:class:`NullTracker` has the same methods and does nothing (tracking disabled, or ranks other than 0).
+``start_tracking(...)`` is ``make_tracker(...)`` already started. :class:`NullTracker`
+(``engine/tracker.py``) has the same methods and does nothing (tracking disabled, or ranks other than 0).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from walt_bench.engine.tracker import NullTracker
 from walt_bench.tracking.config import TrackingConfig
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -73,27 +76,6 @@ def ensure_experiment(uri: str, name: str) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-class NullTracker:
-    """Tracking switched off: every call is a no-op."""
-
-    run_id: str | None = None
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        pass
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        pass
-
-    def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
-        pass
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        pass
-
-    def end(self, status: str = "FINISHED") -> None:
-        pass
-
-
 class MlflowTracker(NullTracker):
     """One MLflow run, driven through ``MlflowClient`` (no global fluent state)."""
 
@@ -102,20 +84,30 @@ class MlflowTracker(NullTracker):
         uri: str,
         experiment: str,
         run_name: str,
-        run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
     ):
+        self.uri = uri
+        self.experiment = experiment
+        self.run_name = run_name
+        self.tags = dict(tags or {})
+        self.params = dict(params or {})
+        self.run_id = None
+
+    def start(self, run_id: str | None = None) -> None:
+        """Continue run ``run_id`` when it exists in this store (a resumed trainer), else create a run."""
         from mlflow.tracking import MlflowClient
 
-        self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
-        self.experiment_id = ensure_experiment(uri, experiment)
-        if run_id is not None and self._exists(run_id):  # resumed training continues the same MLflow run
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self.experiment_id = ensure_experiment(self.uri, self.experiment)
+        if run_id is not None and self._exists(run_id):
             self.run_id = run_id
             self.client.update_run(run_id, status="RUNNING")
         else:
-            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags or {}))
+            run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=self.tags)
             self.run_id = run.info.run_id
+        if self.params:
+            self.log_params(flatten_params(self.params))
 
     def _exists(self, run_id: str) -> bool:
         from mlflow.exceptions import MlflowException
@@ -158,19 +150,28 @@ class MlflowTracker(NullTracker):
         self.client.set_terminated(self.run_id, status=status)
 
 
+def make_tracker(
+    cfg: TrackingConfig | None,
+    run_name: str,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    enabled: bool = True,
+) -> NullTracker:
+    """An unstarted :class:`MlflowTracker` (params logged flattened at start), or a :class:`NullTracker` when
+    ``cfg.enabled`` or ``enabled`` is false (pass ``enabled=is_rank0``)."""
+    if cfg is None or not cfg.enabled or not enabled:
+        return NullTracker()
+    return MlflowTracker(resolve_uri(cfg), cfg.experiment, run_name, tags=tags, params=params)
+
+
 def start_tracking(
     cfg: TrackingConfig | None,
     run_name: str,
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
-    run_id: str | None = None,
     enabled: bool = True,
 ) -> NullTracker:
-    """An :class:`MlflowTracker` (params logged once, flattened) or a :class:`NullTracker` when
-    ``cfg.enabled`` or ``enabled`` is false (pass ``enabled=is_rank0``)."""
-    if cfg is None or not cfg.enabled or not enabled:
-        return NullTracker()
-    tracker = MlflowTracker(resolve_uri(cfg), cfg.experiment, run_name, run_id=run_id, tags=tags)
-    if params:
-        tracker.log_params(flatten_params(params))
+    """:func:`make_tracker`, started as a new run."""
+    tracker = make_tracker(cfg, run_name, params, tags, enabled)
+    tracker.start()
     return tracker
