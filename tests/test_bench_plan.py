@@ -138,3 +138,14 @@ def test_plan_applies_a_scale_overlay(tmp_path):
     as_written = plan.plan_spec(load_spec(spec), _throughput())
     assert small["scale"] == "small" and small["spec"]["steps"] == load_spec(spec, scale="small").train.steps
     assert small["spec"]["params"] < as_written["params"]  # W.A.L.T-B instead of L
+
+
+def test_plan_tables_apply_the_scale_to_every_spec(monkeypatch, tmp_path):
+    from walt_bench import cli
+
+    r2 = ROOT / "experiments/ablations/table3d-r2.yaml"
+    monkeypatch.setattr(plan, "paper_table_specs", lambda root: {"3d": [("table3d-r2", r2, (), "")]})
+    out = tmp_path / "tables.json"
+    assert cli.main(["plan", "--tables", "--scale", "small", "--root", str(ROOT), "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["tables"]["tables"]["3d"]["specs"][0]
+    assert row["steps"] == load_spec(r2, scale="small").train.steps != load_spec(r2).train.steps

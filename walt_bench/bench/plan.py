@@ -518,6 +518,7 @@ def _plan(args: argparse.Namespace) -> int:
             throughput,
             gpus=args.gpus,
             dtype=args.dtype,
+            scale=args.scale,
             log=lambda m: print(m, file=sys.stderr),
         )
     text = to_markdown(result)
