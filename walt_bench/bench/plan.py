@@ -418,6 +418,10 @@ def register(subparsers) -> None:
     plan.set_defaults(handler=_plan)
 
 
+def _hours(h: float) -> str:
+    return f"{h:,.1f}" if h < 10 else f"{h:,.0f}"
+
+
 def _gib(n: float) -> str:
     return f"{n / 2**30:,.2f} GiB"
 
@@ -466,11 +470,11 @@ def to_markdown(result: dict) -> str:
                     f"| {table} | {p['name']}{note} | {p['params'] / 1e6:,.0f}M | {p['steps']:,} x {p['batch_size']} | "
                     f"{p['flops_per_step'] / 1e15:,.2f} | "
                     f"{p['memory']['activation_bytes_per_sample']['fused_attention'] / 2**30:,.2f} | "
-                    f"{p['gpu_hours']:,.0f} |"
+                    f"{_hours(p['gpu_hours'])} |"
                 )
             lines.append(
-                f"| **{table}** | sum: denoisers {entry['denoiser_gpu_hours']:,.0f} + {entry['distinct_tokenizers']} "
-                f"tokenizer(s) {entry['tokenizer_gpu_hours']:,.0f} | | | | | **{entry['gpu_hours']:,.0f}** |"
+                f"| **{table}** | sum: denoisers {_hours(entry['denoiser_gpu_hours'])} + {entry['distinct_tokenizers']} "
+                f"tokenizer(s) {_hours(entry['tokenizer_gpu_hours'])} | | | | | **{_hours(entry['gpu_hours'])}** |"
             )
         tot = result["tables"]["total"]
         lines += [
