@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -94,6 +95,33 @@ def shard_files(folder: str | Path) -> list[Path]:
     return [p for _, p in found]
 
 
+def _open_member(zf: zipfile.ZipFile, key: str):
+    """(file handle positioned at the data, shape, fortran order, dtype) of member ``key`` of an ``.npz``."""
+    fh = zf.open(f"{key}.npy")
+    version = np.lib.format.read_magic(fh)
+    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = header(fh)
+    return fh, shape, fortran, dtype
+
+
+def member_info(path: str | Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of array ``key`` of an ``.npz``, from its header alone."""
+    with zipfile.ZipFile(path) as zf:
+        fh, shape, _, dtype = _open_member(zf, key)
+        fh.close()
+    return shape, dtype
+
+
+def read_member(path: str | Path, key: str) -> np.ndarray:
+    """Array ``key`` of an uncompressed ``.npz`` in one read (read-only; faster than ``np.load(path)[key]``,
+    which copies stored members in 256 KiB pieces)."""
+    with zipfile.ZipFile(path) as zf:
+        fh, shape, fortran, dtype = _open_member(zf, key)
+        with fh:
+            data = fh.read()
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
 class ShardedRows:
     """Array ``key`` of every shard in ``folder``, read as one array of rows ``[0, N)`` in blocks.
 
@@ -109,11 +137,9 @@ class ShardedRows:
         expected, row_shape, dtype = 0, None, None
         for path in self.files:
             try:
-                with np.load(path) as data:
-                    rows = range(int(data["start"]), int(data["stop"]))
-                    arr = data[key]  # members are stored uncompressed; one shard is a batch
-                    shape, dt = arr.shape, arr.dtype
-            except (OSError, ValueError, KeyError, EOFError) as exc:
+                rows = shard_range(path)
+                shape, dt = member_info(path, key)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
                 raise DataError(
                     f"shard {path} is unreadable or lacks {key!r} ({exc}); sample it again."
                 ) from exc
@@ -144,8 +170,7 @@ class ShardedRows:
         for path in self.files:
             if done + held >= total:
                 break
-            with np.load(path) as data:
-                arr = data[self.key][: total - done - held]
+            arr = read_member(path, self.key)[: total - done - held]
             pending.append(arr)
             held += len(arr)
             while held >= rows:
