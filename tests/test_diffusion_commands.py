@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from walt_bench.diffusion.export import load_samples
 from walt_bench.spec import load_spec
 
 SMOKE = [
@@ -97,9 +98,9 @@ def test_train_from_cache_then_sample_writes_the_contract_outputs(tmp_path, trai
     out = tmp_path / "samples"
     args = ["sample", "--spec", str(spec_file), "--ckpt", ckpt, "--num", "3", "--out", str(out)]
     assert main([*args, "--batch-size", "2", "--seed", "5", "--no-progress", *over]) == 0
-    data = np.load(out / "samples.npz")
-    assert data["videos"].dtype == np.uint8 and data["videos"].shape == (3, 17, 32, 32, 3)
-    assert data["labels"].dtype == np.int64 and data["labels"].shape == (3,)
+    videos, labels = load_samples(out)
+    assert videos.dtype == np.uint8 and videos.shape == (3, 17, 32, 32, 3)
+    assert labels.dtype == np.int64 and labels.shape == (3,)
     record = json.loads((out / "samples.json").read_text())
     assert record["diffusion_identity"] == run_dir.name.removeprefix("diffusion-") and record["step"] == 4
     assert (
@@ -110,7 +111,7 @@ def test_train_from_cache_then_sample_writes_the_contract_outputs(tmp_path, trai
     out2 = tmp_path / "samples2"
     args2 = ["sample", "--spec", str(spec_file), "--ckpt", ckpt, "--num", "3", "--out", str(out2)]
     assert main([*args2, "--batch-size", "2", "--seed", "5", "--no-progress", *over]) == 0
-    assert np.array_equal(np.load(out2 / "samples.npz")["videos"], data["videos"])
+    assert np.array_equal(load_samples(out2)[0], videos)
 
 
 def test_sampling_and_eval_overrides_find_the_trained_run_without_ckpt(tmp_path, trained, capsys):
@@ -123,7 +124,7 @@ def test_sampling_and_eval_overrides_find_the_trained_run_without_ckpt(tmp_path,
     assert main(args) == 0
     record = json.loads(capsys.readouterr().out.splitlines()[0])
     out = samples_dir(spec, record["identity"])
-    assert (out / "samples.npz").is_file()
+    assert (out / "shards" / "shard_00000.npz").is_file()
     assert json.loads((out / "samples.json").read_text())["sample_steps"] == 2
     assert main(args) == 0 and "reusing them" in capsys.readouterr().out  # the same identity is not redone
 

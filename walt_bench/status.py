@@ -132,7 +132,7 @@ def stage_states(spec, *, num: int | None = None, seed: int | None = None) -> li
     s_id = samples_identity(diff_id, step, d, seed=seed, num=num, **extra)
     s_dir = samples_dir(spec, s_id)
     record_file = s_dir / "samples.json"
-    if record_file.is_file() and (s_dir / "samples.npz").is_file():
+    if record_file.is_file() and (s_dir / "shards").is_dir():
         record = json.loads(record_file.read_text())
         stale = last is not None and record.get("checkpoint_sha256") != _sha(last)
         samples = StageState(

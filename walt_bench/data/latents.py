@@ -9,9 +9,17 @@ latents per channel before the transformer: ``(z - mean) / std``). Layout of a c
     shard_00000.npy ...      latents (n_i, t, c, h, w), read with numpy memory mapping
     labels.npy, is_image.npy, index.npy     (N,) int64 / bool / int64
 
+How it is written (so that many processes can write one cache, and a stopped encode resumes): shard k holds
+the clips of rows ``plan[k]`` (:func:`walt_bench.data.shards.plan_shards`); it is written into ``DIR.tmp/`` by
+:func:`write_latent_shard`, batch by batch into a memory map (memory: one batch), beside
+``shard_k.meta.npz`` (its labels, flags, indices and its per-channel float64 sum, sum of squares and element
+count), which is written last and marks the shard complete. :func:`finish_latent_cache` sums the shards'
+statistics in shard order (exact: the same float64 sums whatever the number of writers), writes the labels,
+stats and manifest and renames ``DIR.tmp`` to ``DIR``, so a reader never sees a half cache.
+
 Usage::
 
-    write_latent_cache("cache/ucf101-c8", batches, metadata={"spec_hash": spec.hash})
+    write_latent_cache("cache/ucf101-c8", batches, metadata={"spec_hash": spec.hash})   # one process
     cache = LatentCache("cache/ucf101-c8")
     item = cache[0]                      # {"latent": (t, c, h, w), "label", "is_image", "index"}
     z = (item["latent"] - cache.mean[:, None, None]) / cache.std[:, None, None]
@@ -22,34 +30,40 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from walt_bench.data.shards import save_npz_atomic
 from walt_bench.errors import DataError
 
 FORMAT_VERSION = 1
 
 
-class _ChannelStats:
-    """Running per-channel sums in float64 over ``(B, t, c, h, w)`` batches."""
+class ChannelStats:
+    """Running per-channel sums in float64 over ``(B, t, c, h, w)`` batches; :meth:`merge` adds others exactly
+    (sums and counts, not means), so per-shard or per-rank statistics combine into the whole dataset's."""
 
-    def __init__(self):
-        self.n = 0
-        self.sum: np.ndarray | None = None
-        self.sumsq: np.ndarray | None = None
+    def __init__(self, total=None, total_sq=None, n: int = 0):
+        self.sum, self.sumsq, self.n = total, total_sq, int(n)
 
     def update(self, z: np.ndarray) -> None:
         z = z.astype(np.float64)
         s, sq = z.sum(axis=(0, 1, 3, 4)), (z * z).sum(axis=(0, 1, 3, 4))
-        self.sum = s if self.sum is None else self.sum + s
-        self.sumsq = sq if self.sumsq is None else self.sumsq + sq
-        self.n += z.shape[0] * z.shape[1] * z.shape[3] * z.shape[4]
+        self.merge(ChannelStats(s, sq, z.shape[0] * z.shape[1] * z.shape[3] * z.shape[4]))
+
+    def merge(self, other: ChannelStats) -> None:
+        if other.sum is None:
+            return
+        self.sum = other.sum.copy() if self.sum is None else self.sum + other.sum
+        self.sumsq = other.sumsq.copy() if self.sumsq is None else self.sumsq + other.sumsq
+        self.n += other.n
 
     def result(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and population std."""
         mean = self.sum / self.n
         var = np.maximum(self.sumsq / self.n - mean * mean, 0.0)
         return mean.tolist(), np.sqrt(var).tolist()
@@ -57,6 +71,138 @@ class _ChannelStats:
 
 def _to_numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def shard_file(k: int) -> str:
+    return f"shard_{k:05d}.npy"
+
+
+def _meta_path(folder: Path, k: int) -> Path:
+    return folder / f"shard_{k:05d}.meta.npz"
+
+
+def write_latent_shard(
+    folder: str | Path,
+    k: int,
+    rows: range,
+    batches: Iterable[Mapping[str, Any]],
+    *,
+    dtype: str = "float32",
+    skipped=lambda: 0,
+) -> None:
+    """Shard ``k`` of a cache being written in ``folder``: the ``len(rows)`` clips of ``batches``
+    (``{"latent": (B, t, c, h, w), "label", "is_image", "index"}``), then its meta file (the completion mark).
+    ``skipped()`` is read at the end: unreadable files skipped while reading this shard's clips."""
+    folder = Path(folder)
+    stats, done, out = ChannelStats(), 0, None
+    labels, is_image, index = [], [], []
+    tmp = folder / f".{shard_file(k)}.{os.getpid()}.tmp"
+    for batch in batches:
+        z = _to_numpy(batch["latent"])
+        if z.ndim != 5:
+            raise ValueError(f"latent batch must be (B, t, c, h, w), got {z.shape}")
+        if out is None:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(rows), *z.shape[1:]))
+        elif tuple(z.shape[1:]) != out.shape[1:]:
+            raise ValueError(
+                f"latent shape changed within the cache: {out.shape[1:]} then {tuple(z.shape[1:])}"
+            )
+        if done + len(z) > len(rows):
+            raise ValueError(f"shard {k}: more than the {len(rows)} clips of rows {rows.start}..{rows.stop}")
+        out[done : done + len(z)] = z
+        stats.update(z)
+        done += len(z)
+        labels.append(_to_numpy(batch["label"]).astype(np.int64).reshape(-1))
+        is_image.append(_to_numpy(batch["is_image"]).astype(bool).reshape(-1))
+        index.append(_to_numpy(batch["index"]).astype(np.int64).reshape(-1))
+    if done != len(rows):
+        raise ValueError(f"shard {k}: {done} clips for the {len(rows)} of rows {rows.start}..{rows.stop}")
+    out.flush()
+    del out
+    os.replace(tmp, folder / shard_file(k))
+    save_npz_atomic(
+        _meta_path(folder, k),
+        start=np.int64(rows.start),
+        stop=np.int64(rows.stop),
+        label=np.concatenate(labels),
+        is_image=np.concatenate(is_image),
+        index=np.concatenate(index),
+        sum=stats.sum,
+        sumsq=stats.sumsq,
+        n=np.int64(stats.n),
+        skipped=np.int64(skipped()),
+    )
+
+
+def finished_latent_shards(folder: str | Path, plan: Sequence[range]) -> set[int]:
+    """Shard numbers of ``plan`` already written in ``folder`` (meta file present, with the planned rows)."""
+    folder, done = Path(folder), set()
+    for k, rows in enumerate(plan):
+        meta = _meta_path(folder, k)
+        if not (meta.is_file() and (folder / shard_file(k)).is_file()):
+            continue
+        try:
+            with np.load(meta) as m:
+                if range(int(m["start"]), int(m["stop"])) == rows:
+                    done.add(k)
+        except (OSError, ValueError, KeyError, EOFError):
+            pass
+    return done
+
+
+def finish_latent_cache(
+    folder: str | Path,
+    path: str | Path,
+    plan: Sequence[range],
+    *,
+    dtype: str = "float32",
+    metadata: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge the shards of ``plan`` written in ``folder`` (= ``path.tmp``) into the cache ``path``: labels,
+    exact stats (float64 sums in shard order), manifest; then rename. Returns the manifest."""
+    folder, path = Path(folder), Path(path)
+    missing = sorted(set(range(len(plan))) - finished_latent_shards(folder, plan))
+    if missing:
+        raise DataError(
+            f"latent cache {path}: shards {missing} were not written; run the encode again to finish"
+        )
+    stats, shards, skipped, shape = ChannelStats(), [], 0, None
+    labels, is_image, index = [], [], []
+    for k, rows in enumerate(plan):
+        with np.load(_meta_path(folder, k)) as m:
+            stats.merge(ChannelStats(m["sum"], m["sumsq"], int(m["n"])))
+            labels.append(m["label"])
+            is_image.append(m["is_image"])
+            index.append(m["index"])
+            skipped += int(m["skipped"])
+        own = tuple(np.load(folder / shard_file(k), mmap_mode="r").shape[1:])
+        if shape is not None and own != shape:
+            raise DataError(f"latent cache {path}: shard {k} holds latents {own}, earlier shards {shape}")
+        shape = own
+        shards.append({"file": shard_file(k), "count": len(rows)})
+    mean, std = stats.result()
+    np.save(folder / "labels.npy", np.concatenate(labels))
+    np.save(folder / "is_image.npy", np.concatenate(is_image))
+    np.save(folder / "index.npy", np.concatenate(index))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "count": sum(len(r) for r in plan),
+        "latent_shape": list(shape),
+        "dtype": dtype,
+        "shards": shards,
+        "stats": {"mean": mean, "std": std, "num_elements_per_channel": stats.n},
+        "num_skipped": skipped,
+        **dict(metadata or {}),
+    }
+    for k in range(len(plan)):
+        _meta_path(folder, k).unlink()
+    (folder / "plan.json").unlink(missing_ok=True)
+    (folder / "stats.json").write_text(json.dumps({"mean": mean, "std": std}, indent=2))
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(folder, path)
+    return manifest
 
 
 def write_latent_cache(
@@ -68,76 +214,49 @@ def write_latent_cache(
     metadata: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Write batches ``{"latent": (B, t, c, h, w), "label": (B,), "is_image": (B,), "index": (B,)}`` to ``path``.
-
-    Shards hold ``shard_size`` clips each; stats are accumulated in float64 over every latent element of every
-    clip (population std). The cache is written to ``path.tmp`` and renamed at the end, so a crash never leaves
-    a half cache behind. Returns the manifest (also stored as ``manifest.json``).
-    """
+    """Write batches ``{"latent": (B, t, c, h, w), "label": (B,), "is_image": (B,), "index": (B,)}`` to ``path``
+    from one process (batches of any size; shards of ``shard_size`` clips). Stats are accumulated in float64
+    over every latent element of every clip (population std). Memory: one shard. Returns the manifest (also
+    stored as ``manifest.json``)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise DataError(f"latent cache {path} already exists; delete it or pass overwrite=True (--overwrite)")
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    stats, shards = _ChannelStats(), []
-    pending: list[np.ndarray] = []
-    labels, is_image, index = [], [], []
-    shape: tuple[int, ...] | None = None
+    plan: list[range] = []
+    pending: list[dict[str, np.ndarray]] = []
+    held, shape = 0, None
 
     def flush(final: bool) -> None:
-        """Write every full shard in ``pending`` (and, when ``final``, the remainder)."""
-        if not pending:
-            return
-        data = np.concatenate(pending).astype(dtype)
-        pending.clear()
-        while len(data) >= shard_size or (final and len(data)):
-            part, data = data[:shard_size], data[shard_size:]
-            name = f"shard_{len(shards):05d}.npy"
-            np.save(tmp / name, part)
-            shards.append({"file": name, "count": int(len(part))})
-        if len(data):
-            pending.append(data)
+        nonlocal pending, held
+        while held >= shard_size or (final and held):
+            n = min(shard_size, held)
+            joined = {key: np.concatenate([p[key] for p in pending]) for key in pending[0]}
+            part = {key: v[:n] for key, v in joined.items()}
+            rest = {key: v[n:] for key, v in joined.items()}
+            start = plan[-1].stop if plan else 0
+            plan.append(range(start, start + n))
+            write_latent_shard(tmp, len(plan) - 1, plan[-1], [part], dtype=dtype)
+            pending, held = ([rest] if held > n else []), held - n
 
     for batch in batches:
-        z = _to_numpy(batch["latent"])
-        if z.ndim != 5:
-            raise ValueError(f"latent batch must be (B, t, c, h, w), got {z.shape}")
-        if shape is None:
-            shape = tuple(z.shape[1:])
-        elif tuple(z.shape[1:]) != shape:
-            raise ValueError(f"latent shape changed within the cache: {shape} then {tuple(z.shape[1:])}")
-        stats.update(z)
-        pending.append(z)
-        labels.append(_to_numpy(batch["label"]).astype(np.int64).reshape(-1))
-        is_image.append(_to_numpy(batch["is_image"]).astype(bool).reshape(-1))
-        index.append(_to_numpy(batch["index"]).astype(np.int64).reshape(-1))
-        if sum(len(p) for p in pending) >= shard_size:
-            flush(final=False)
+        arrays = {key: _to_numpy(batch[key]) for key in ("latent", "label", "is_image", "index")}
+        if arrays["latent"].ndim != 5:
+            raise ValueError(f"latent batch must be (B, t, c, h, w), got {arrays['latent'].shape}")
+        shape = shape or arrays["latent"].shape[1:]
+        if arrays["latent"].shape[1:] != shape:
+            raise ValueError(
+                f"latent shape changed within the cache: {shape} then {arrays['latent'].shape[1:]}"
+            )
+        pending.append(arrays)
+        held += len(arrays["latent"])
+        flush(final=False)
     flush(final=True)
-    if shape is None:
+    if not plan:
         shutil.rmtree(tmp)
         raise DataError(f"no latents to write to {path}: the dataset yielded no batches")
-    mean, std = stats.result()
-    np.save(tmp / "labels.npy", np.concatenate(labels))
-    np.save(tmp / "is_image.npy", np.concatenate(is_image))
-    np.save(tmp / "index.npy", np.concatenate(index))
-    count = sum(s["count"] for s in shards)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "count": count,
-        "latent_shape": list(shape),
-        "dtype": dtype,
-        "shards": shards,
-        "stats": {"mean": mean, "std": std, "num_elements_per_channel": stats.n},
-        **dict(metadata or {}),
-    }
-    (tmp / "stats.json").write_text(json.dumps({"mean": mean, "std": std}, indent=2))
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
-    return manifest
+    return finish_latent_cache(tmp, path, plan, dtype=dtype, metadata=metadata)
 
 
 class LatentCache(torch.utils.data.Dataset):

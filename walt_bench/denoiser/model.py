@@ -201,6 +201,12 @@ class WALT(nn.Module):
         h, w = size
         self.pos_embed.resize((h // self.patch_size, w // self.patch_size))
 
+    def fsdp_units(self) -> list[nn.Module]:
+        """What FSDP2 shards as its own unit (``train.parallel=fsdp``, ``engine/distributed.py``): each W.A.L.T
+        layer, all-gathered just before it runs and freed after; the root keeps the patch and position
+        embeddings, the conditioning embedders, AdaLN-LoRA's shared A^1 and the final layer."""
+        return list(self.layers)
+
     def flops_per_sample(self, text_len: int = 0) -> float:
         """Training FLOPs per sample (forward + backward = 3 x forward matmul FLOPs), for MFU."""
         return 3.0 * forward_flops(self, text_len=text_len)["total"]

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from walt_bench.diffusion.objective import q_sample
+from walt_bench.diffusion.sampler import Generators, randn
 
 
 def sample_t_sr(
@@ -27,10 +28,11 @@ def sample_t_sr(
 
 
 def noise_augment(
-    lowres: torch.Tensor, t_sr: torch.Tensor, schedule, *, generator: torch.Generator | None = None
+    lowres: torch.Tensor, t_sr: torch.Tensor, schedule, *, generator: Generators = None
 ) -> torch.Tensor:
-    """Noise the low-res latent (B, T, c, h, w) to level t_sr (B,) with γ(t_sr) as in Eq. 1."""
-    noise = torch.randn(lowres.shape, device=lowres.device, generator=generator, dtype=lowres.dtype)
+    """Noise the low-res latent (B, T, c, h, w) to level t_sr (B,) with γ(t_sr) as in Eq. 1 (``generator``: one,
+    or one per sample, as :func:`walt_bench.diffusion.sampler.randn`)."""
+    noise = randn(lowres.shape, device=lowres.device, generator=generator, dtype=lowres.dtype)
     return q_sample(lowres, schedule.gamma(t_sr), noise)
 
 

@@ -87,6 +87,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from walt_bench.diffusion.sample import run_sample
+    from walt_bench.engine.distributed import is_main_process, shutdown_distributed
     from walt_bench.errors import UserError
     from walt_bench.spec import load_spec
 
@@ -94,23 +95,28 @@ def _sample(args: argparse.Namespace) -> int:
         raise UserError(f"sample: --num ({args.num}) and --batch-size ({args.batch_size}) must be positive")
     spec = spec_from_args(args)
     sr = [(load_spec(s), c) for s, c in args.sr]
-    record = run_sample(
-        spec,
-        args.ckpt,
-        args.num,
-        args.out,
-        allow_spec_mismatch=args.allow_spec_mismatch,
-        overwrite=args.overwrite,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        sr=sr,
-        split=args.split,
-        progress=not args.no_progress,
-        max_files=args.max_files,
-    )
+    try:
+        record = run_sample(
+            spec,
+            args.ckpt,
+            args.num,
+            args.out,
+            allow_spec_mismatch=args.allow_spec_mismatch,
+            overwrite=args.overwrite,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            sr=sr,
+            split=args.split,
+            progress=not args.no_progress,
+            max_files=args.max_files,
+        )
+    finally:
+        shutdown_distributed()
+    if not is_main_process():
+        return 0
     print(
         json.dumps({k: record.get(k) for k in ("identity", "num", "shape", "weights", "seed", "wall_time_s")})
     )
     out = record["path"]
-    print(f"samples in {out}: samples.npz, grid.gif and MP4s under {out}/videos/")
+    print(f"samples in {out}: shards/ (the evaluators' input), grid.gif and MP4s under {out}/videos/")
     return 0

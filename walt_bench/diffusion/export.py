@@ -1,5 +1,14 @@
-"""Writing generated clips: MP4 per clip (PyAV), one GIF grid for review (PIL), and the evaluators'
-``samples.npz`` (shared contract: ``videos`` uint8 (N, T, H, W, 3), ``labels`` int64 (N,)) + ``samples.json``.
+"""Writing generated clips: MP4 per clip (PyAV), one GIF grid for review (PIL), and the evaluators' input.
+
+The evaluators' input (shared contract) is a samples folder::
+
+    shards/shard_00000.npz ...   ``videos`` uint8 (n, T, H, W, 3), ``labels`` int64 (n,), ``start``, ``stop``:
+                                 rows [start, stop) of the N clips (``walt_bench.data.shards``), one per batch
+    shards/plan.json             identity, count and shard size of the generation the shards belong to
+    samples.json                 the record; written last, it marks the folder complete
+
+``walt_bench.evaluation.samples.open_samples(DIR)`` reads the shards as one (N, T, H, W, 3) array in blocks;
+:func:`load_samples` reads a small folder whole (tests, notebooks).
 """
 
 from __future__ import annotations
@@ -55,8 +64,17 @@ def write_gif_grid(videos: np.ndarray, path: Path, *, max_clips: int = 16, fps: 
     return path
 
 
-def write_samples(out_dir: Path, videos: np.ndarray, labels: np.ndarray, info: dict[str, Any]) -> None:
-    """``samples.npz`` (videos uint8 (N, T, H, W, 3), labels int64 (N,)) and ``samples.json``."""
+def write_record(out_dir: Path, info: dict[str, Any]) -> None:
+    """``samples.json``, atomically (write it last: it marks the folder complete)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / "samples.npz", videos=videos.astype(np.uint8), labels=labels.astype(np.int64))
-    (out_dir / "samples.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+    tmp = out_dir / ".samples.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
+    tmp.replace(out_dir / "samples.json")
+
+
+def load_samples(out_dir: str | Path, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(videos uint8 (N, T, H, W, 3), labels int64 (N,))`` of a samples folder, whole: for small counts."""
+    from walt_bench.data.shards import ShardedRows
+
+    shards = Path(out_dir) / "shards"
+    return ShardedRows(shards, "videos").read(limit), ShardedRows(shards, "labels").read(limit)

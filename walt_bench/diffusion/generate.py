@@ -16,8 +16,10 @@ from walt_bench.diffusion.cascade import noise_augment
 from walt_bench.diffusion.config import DiffusionConfig
 from walt_bench.diffusion.objective import LatentNormalizer
 from walt_bench.diffusion.sampler import (
+    Generators,
     classifier_free_guidance,
     ddim_timesteps,
+    randn,
     sample_autoregressive,
     sample_ddim,
 )
@@ -53,7 +55,7 @@ class StageSampler:
         labels: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
         lowres: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         device: torch.device | str = "cpu",
         disable: bool = True,
     ) -> torch.Tensor:
@@ -62,11 +64,12 @@ class StageSampler:
         ``labels`` (B,) class ids (needed when ``num_classes > 0``); ``context`` (B, k, c, h, w) clean latents
         that become c_fp (§4.4), give the first k frames of z_t their training-time value q_sample(context)
         at every step (see :func:`sample_ddim`) and are copied into the first k output frames; ``lowres`` (B, t, c, h/2, w/2)
-        the previous stage's latents, noised at ``cfg.sample_noise_aug`` (§4.5).
+        the previous stage's latents, noised at ``cfg.sample_noise_aug`` (§4.5). ``generator``: one, or one per
+        sample (each sample's noise then comes from its own generator, see :func:`~walt_bench.diffusion.sampler.randn`).
         """
         cfg, schedule = self.cfg, self.schedule
         t, c, h, w = self.latent_shape
-        x = torch.randn((batch, t, c, h, w), device=device, generator=generator)
+        x = randn((batch, t, c, h, w), device=device, generator=generator)
         args: dict = {}
         uncond: dict = {}
         if self.image:
@@ -124,7 +127,7 @@ class StageSampler:
         labels: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
         to_context=None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         device: torch.device | str = "cpu",
     ) -> list[torch.Tensor]:
         """Autoregressive long video (§4.4): chunk i > 0 is conditioned on the previous chunk's last

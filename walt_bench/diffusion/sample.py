@@ -3,17 +3,28 @@
     walt-bench sample --spec S.yaml --num 10000            # the newest checkpoint of the spec's diffusion run
     walt-bench sample --spec S.yaml --ckpt runs/diffusion-x/checkpoints/step_00060000.pt --num 10000
     walt-bench sample --spec base.yaml --ckpt base.pt --sr sr1.yaml sr1.pt --sr sr2.yaml sr2.pt --num 16 --out s/
+    torchrun --nproc_per_node 8 -m walt_bench sample --spec S.yaml --num 10000     # the same clips, 8x faster
 
 Writes to ``OUT`` (default ``<run.out_dir>/samples-<identity>``, the samples stage's identity: diffusion run +
-checkpoint step + sampling fields + seed + count) ``samples.npz`` (uint8 videos (N, T, H, W, 3), int64 labels;
-the evaluators' input), ``samples.json`` (identity, checkpoint and its SHA-256, tokenizer, seed, settings),
-``videos/sample_*.mp4`` and ``grid.gif``; finished samples of the same identity are reused. A checkpoint whose
-model or diffusion-training fields contradict the spec is refused (listing them) unless
-``allow_spec_mismatch``; clips are decoded with the tokenizer the checkpoint records it was trained on. Labels are drawn uniformly from the seed; with ``diffusion.sample_context_frames = k``
-(K600 protocol: k = 2) the first k latent frames come from the tokenizer's latents of real clips of
-``--split`` (their first 1 + f_t (k - 1) frames) and the labels are theirs. With ``diffusion.sample_chunks
-> 1`` chunks are generated autoregressively, each conditioned on the re-encoded last frames of the
-previous one (appendix), and stitched in pixel space. All cascade stages share the spec's tokenizer.
+checkpoint step + sampling fields + seed + count) ``shards/shard_*.npz`` (one per ``--batch-size`` clips: uint8
+videos (n, T, H, W, 3), int64 labels, their row range; the evaluators' input, ``walt_bench.diffusion.export``),
+``samples.json`` (identity, checkpoint and its SHA-256, tokenizer, seed, settings; written last, it marks the
+folder complete), ``videos/sample_*.mp4`` (the first ``--max-files`` clips) and ``grid.gif`` (the first 16).
+
+Scale: memory holds one batch, never the N clips. Under ``torchrun`` the shards are dealt to the ranks
+round-robin; sample i's noise (initial, DDIM η, SR noise augmentation) comes from its own generator seeded
+``derive_seed(seed, i)`` and its label from ``derive_seed(seed, 0x1AB, i)``, so the clips do not depend on the
+number of processes or on the batch size (up to the float rounding of batched kernels, which the same batch
+size also fixes). A stopped generation resumes: rerun the same command and the finished shards are kept
+(``shards/plan.json`` says which generation they belong to). Finished samples of the same identity are reused.
+
+A checkpoint whose model or diffusion-training fields contradict the spec is refused (listing them) unless
+``allow_spec_mismatch``; clips are decoded with the tokenizer the checkpoint records it was trained on. With
+``diffusion.sample_context_frames = k`` (K600 protocol: k = 2) the first k latent frames come from the
+tokenizer's latents of real clips of ``--split`` (item i for sample i: their first 1 + f_t (k - 1) frames) and
+the labels are theirs. With ``diffusion.sample_chunks > 1`` chunks are generated autoregressively, each
+conditioned on the re-encoded last frames of the previous one (appendix), and stitched in pixel space. All
+cascade stages share the spec's tokenizer.
 """
 
 from __future__ import annotations
@@ -26,7 +37,11 @@ import numpy as np
 import torch
 
 from walt_bench.diffusion.generate import StageSampler
+from walt_bench.engine.distributed import derive_seed
 from walt_bench.errors import UserError
+from walt_bench.identity import samples_dir, samples_identity
+
+SAMPLES_FORMAT = 2  # shards/ + per-sample seeds (1: one samples.npz, one seed per batch)
 
 # Recorded identity fields a sampler must agree with: what the network is and how it was trained to denoise.
 _SAMPLING_CONTRACT = (
@@ -157,13 +172,14 @@ def generate_batch(
     *,
     labels: torch.Tensor | None,
     context: torch.Tensor | None,
-    generator: torch.Generator,
+    generator,
     device,
     num_chunks: int = 1,
     overlap: int = 5,
 ) -> torch.Tensor:
     """One batch of pixel clips (n, T', 3, H, W): base stage (autoregressive when ``num_chunks > 1``), then the
     SR stages on every chunk, decoded and stitched (chunk i > 0 drops its ``overlap`` re-encoded context frames).
+    ``generator``: one ``torch.Generator``, or a list of n (one per clip, as ``run_sample`` passes).
     """
     from walt_bench.diffusion.cascade import run_cascade
 
@@ -227,17 +243,17 @@ def run_sample(
     """Sample ``num`` clips (see the module docstring); returns the ``samples.json`` record (+ ``"path"``).
 
     ``ckpt=None``: the newest checkpoint of the spec's diffusion run. ``out_dir=None``: the identity folder.
+    Under ``torchrun`` every rank writes its own shards and every rank returns the record.
     """
     from tqdm.auto import tqdm
 
-    from walt_bench.diffusion.export import to_uint8, write_gif_grid, write_mp4s, write_samples
-    from walt_bench.engine.distributed import derive_seed, resolve_device
-    from walt_bench.engine.rundir import versions
-    from walt_bench.hashing import file_sha256
-    from walt_bench.identity import samples_dir, samples_identity
+    from walt_bench.data.shards import assign, finished, plan_shards, write_shard
+    from walt_bench.diffusion.export import to_uint8, write_mp4s
+    from walt_bench.engine.distributed import all_gather_objects, barrier, init_distributed
 
     ckpt = Path(ckpt) if ckpt is not None else latest_run_checkpoint(spec)
-    device = resolve_device(spec.run.device)
+    info = init_distributed(spec.run.device)
+    device = info.device
     seed = spec.run.seed if seed is None else seed
     cfg, f_t = spec.diffusion, spec.tokenizer.f_t
     k_ctx = cfg.sample_context_frames
@@ -258,46 +274,131 @@ def run_sample(
         extra["sr"] = [[rec["identity"], rec["step"]] for _, rec in loaded_sr]
     identity = samples_identity(made["identity"], made["step"], spec.to_dict(), seed=seed, num=num, **extra)
     out_dir = Path(out_dir) if out_dir is not None else samples_dir(spec, identity)
-    done = _finished_samples(out_dir, identity)
+    done = finished_samples(out_dir, identity)
+    barrier(info)  # every rank has looked before rank 0 clears anything
     if done is not None and not overwrite:
-        print(f"samples {identity} already in {out_dir}; reusing them (--overwrite to sample again)")
+        if info.is_main:
+            print(f"samples {identity} already in {out_dir}; reusing them (--overwrite to sample again)")
         return {**done, "path": str(out_dir), "reused": True}
+
+    # 1. the plan: rank 0 clears stale or overwritten shards, keeps finished ones of this identity (resume)
+    shard_dir = out_dir / "shards"
+    if info.is_main:
+        shard_size = _prepare_shards(out_dir, identity, num, batch_size, overwrite=overwrite)
+        plan = plan_shards(num, shard_size)
+        todo = [k for k in range(len(plan)) if k not in finished(shard_dir, plan)]
+        if len(todo) < len(plan):
+            print(f"resuming {identity}: {len(plan) - len(todo)} of {len(plan)} shards already written")
+    shard_size, todo = all_gather_objects((shard_size, todo) if info.is_main else None, info)[0]
+    plan = plan_shards(num, shard_size)
+    mine = assign(todo, info.rank, info.world_size)
+
+    # 2. this rank's shards: sample i is seeded by (seed, i) alone, so any split over ranks and batches gives
+    #    the same clips as one process
     tokenizer, tokenizer_path = trained_tokenizer(spec, made["provenance"], device)
     dataset = _context_source(spec, split) if k_ctx else None
-    label_gen = torch.Generator().manual_seed(derive_seed(seed, 0x1AB))
     k_ar = cfg.ar_context_frames
     overlap = 1 + f_t * (k_ar - 1)  # pixel frames re-encoded into k_ar latent frames
-
-    videos, labels, t0 = [], [], time.perf_counter()
-    n_batches = -(-num // batch_size)
-    for b in tqdm(range(n_batches), desc="sample", unit="batch", disable=not progress):
-        n = min(batch_size, num - b * batch_size)
-        gen = torch.Generator(device).manual_seed(derive_seed(seed, b))
+    t0 = time.perf_counter()
+    for k in tqdm(mine, desc="sample", unit="shard", disable=not (progress and info.is_main)):
+        rows = plan[k]
+        gens = [torch.Generator(device).manual_seed(derive_seed(seed, i)) for i in rows]
         context, y = None, None
         if dataset is not None:
-            items = [dataset[(b * batch_size + i) % len(dataset)] for i in range(n)]
+            items = [dataset[i % len(dataset)] for i in rows]
             clips = torch.stack([it["video"] for it in items]).to(device)
             with torch.no_grad():
                 context = tokenizer.encode(clips[:, : 1 + f_t * (k_ctx - 1)]).float()
             y = torch.tensor([it["label"] for it in items], dtype=torch.long)
         elif spec.data.num_classes > 0:
-            y = torch.randint(0, spec.data.num_classes, (n,), generator=label_gen)
+            y = sample_labels(seed, rows, spec.data.num_classes)
         video = generate_batch(
             base,
             stages,
             tokenizer,
-            n,
+            len(rows),
             labels=y,
             context=context,
-            generator=gen,
+            generator=gens,
             device=device,
             num_chunks=cfg.sample_chunks,
             overlap=overlap,
         )
-        videos.append(to_uint8(video))
-        labels.append((y if y is not None else torch.zeros(n, dtype=torch.long)).numpy())
-    videos_np, labels_np = np.concatenate(videos), np.concatenate(labels)
+        videos = to_uint8(video)
+        labels = (y if y is not None else torch.zeros(len(rows), dtype=torch.long)).numpy().astype(np.int64)
+        if rows.start < max_files:  # the MP4s first: the shard file marks its clips done
+            write_mp4s(videos[: max_files - rows.start], out_dir, start=rows.start)
+        write_shard(shard_dir, k, rows, videos=videos, labels=labels)
+    made_here = sum(len(plan[k]) for k in mine)
     wall = time.perf_counter() - t0
+
+    # 3. rank 0 checks the shards tile [0, num), writes the grid and the record (last); every rank returns it
+    walls = all_gather_objects((made_here, wall), info)
+    record = None
+    if info.is_main:
+        record = _finish(
+            spec, out_dir, identity, made, loaded_sr, sr, ckpt, tokenizer_path, seed, num, walls, extra
+        )
+    record = all_gather_objects(record, info)[0]
+    return {**record, "path": str(out_dir)}
+
+
+def sample_labels(seed: int, rows: range, num_classes: int) -> torch.Tensor:
+    """Class labels of samples ``rows``: sample i's label is drawn uniformly from its own seed (seed, 0x1AB, i)."""
+    labels = []
+    for i in rows:
+        g = torch.Generator().manual_seed(derive_seed(seed, 0x1AB, i))
+        labels.append(int(torch.randint(0, num_classes, (1,), generator=g)))
+    return torch.tensor(labels, dtype=torch.long)
+
+
+def _prepare_shards(out_dir: Path, identity: str, num: int, batch_size: int, *, overwrite: bool) -> int:
+    """Make ``out_dir/shards`` ready for the generation of ``identity`` and return its shard size.
+
+    Shards of another identity (or of an older layout), and every shard with ``overwrite``, are deleted; the
+    shards of an interrupted generation of the same identity stay, and its recorded shard size wins (so they
+    can be reused).
+    """
+    import json
+    import shutil
+
+    shard_dir, plan_file = out_dir / "shards", out_dir / "shards" / "plan.json"
+    want = {"identity": identity, "num": int(num), "shard_size": int(batch_size), "format": SAMPLES_FORMAT}
+    recorded = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+    same = recorded is not None and all(recorded.get(k) == want[k] for k in ("identity", "num", "format"))
+    (out_dir / "samples.json").unlink(missing_ok=True)  # the folder is incomplete until the record is back
+    if overwrite or not same:
+        shutil.rmtree(shard_dir, ignore_errors=True)
+        for stale in ("samples.npz", "grid.gif"):
+            (out_dir / stale).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "videos", ignore_errors=True)
+    elif recorded["shard_size"] != batch_size:
+        print(
+            f"resuming with the interrupted generation's shard size {recorded['shard_size']} "
+            f"(--batch-size {batch_size} ignored)"
+        )
+        want["shard_size"] = int(recorded["shard_size"])
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    plan_file.write_text(json.dumps(want, indent=2))
+    return want["shard_size"]
+
+
+def _finish(spec, out_dir, identity, made, loaded_sr, sr, ckpt, tokenizer_path, seed, num, walls, extra):
+    """Rank 0, after every shard is written: grid, record (samples.json, last)."""
+    from walt_bench.data.shards import ShardedRows
+    from walt_bench.diffusion.export import write_gif_grid, write_record
+    from walt_bench.engine.rundir import versions
+    from walt_bench.hashing import file_sha256
+
+    cfg = spec.diffusion
+    videos = ShardedRows(out_dir / "shards", "videos")  # raises unless the shards tile [0, num)
+    if len(videos) != num:
+        raise UserError(
+            f"sample: the shards in {out_dir / 'shards'} hold {len(videos)} clips, expected {num}"
+        )
+    write_gif_grid(next(videos.iter_blocks(16)), out_dir / "grid.gif")
+    made_now = sum(n for n, _ in walls)
+    wall = max(w for _, w in walls)
     record = {
         "identity": identity,
         "diffusion_identity": made["identity"],
@@ -313,29 +414,38 @@ def run_sample(
             for (_, rec), (_, c) in zip(loaded_sr, sr)
         ],
         "seed": seed,
-        "num": int(len(videos_np)),
-        "shape": list(videos_np.shape),
+        "seeding": "per-sample: noise derive_seed(seed, i), label derive_seed(seed, 0x1AB, i)",
+        "format": SAMPLES_FORMAT,
+        "num": int(len(videos)),
+        "shape": list(videos.shape),
+        "shards": len(videos.files),
         "sample_steps": cfg.sample_steps,
         "guidance_scale": cfg.guidance_scale,
         "eta": cfg.eta,
+        "world_size": len(walls),
+        "generated_now": made_now,  # fewer than num when a stopped generation was resumed
         "wall_time_s": wall,
-        "clips_per_s": len(videos_np) / wall if wall > 0 else None,
+        "clips_per_s": made_now / wall if wall > 0 else None,
         "command": "walt-bench sample",
         "versions": versions(),
+        **({"split": extra["split"]} if "split" in extra else {}),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_mp4s(videos_np[:max_files], out_dir)
-    write_gif_grid(videos_np, out_dir / "grid.gif")
-    write_samples(out_dir, videos_np, labels_np, record)  # samples.json last: it marks the folder complete
-    return {**record, "path": str(out_dir)}
+    write_record(out_dir, record)  # last: it marks the folder complete
+    return record
 
 
-def _finished_samples(out_dir: Path, identity: str) -> dict | None:
-    """The ``samples.json`` record of a complete folder of these samples, else None."""
+def finished_samples(out_dir: Path, identity: str | None = None) -> dict | None:
+    """The ``samples.json`` record of a complete folder of these samples (any, when ``identity`` is None), else
+    None. Folders of the older single-file layout (``samples.npz``, per-batch seeds) do not count."""
     import json
 
-    record_file = out_dir / "samples.json"
-    if not (record_file.is_file() and (out_dir / "samples.npz").is_file()):
+    record_file = Path(out_dir) / "samples.json"
+    if not (record_file.is_file() and (Path(out_dir) / "shards").is_dir()):
         return None
-    record = json.loads(record_file.read_text())
-    return record if record.get("identity") == identity else None
+    try:
+        record = json.loads(record_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("format") != SAMPLES_FORMAT:
+        return None
+    return record if identity is None or record.get("identity") == identity else None

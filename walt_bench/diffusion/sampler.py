@@ -4,17 +4,33 @@ autoregressive chunking.
 One signature: ``sample_ddim(model_fn, x, timesteps, extra_args, callback, disable, *, schedule, ...)`` where
 ``model_fn(z_t, t, **extra_args) -> v̂`` and ``timesteps`` is a descending tensor of continuous times from
 :func:`ddim_timesteps` that ends at 0. Randomness (the initial noise, η > 0 noise) comes only from an explicit
-``torch.Generator``, so a seed fixes the samples.
+``torch.Generator``, so a seed fixes the samples. A *list* of generators, one per sample, draws each sample's
+noise from its own generator (:func:`randn`): a sample then depends on its own seed alone, not on which other
+samples share its batch or process (``walt-bench sample`` seeds sample i with ``derive_seed(seed, i)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from walt_bench.diffusion.objective import eps_from_v, q_sample, x0_from_v
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def randn(shape, *, generator: Generators = None, device=None, dtype=None) -> torch.Tensor:
+    """Standard normal noise of ``shape`` (B, ...). ``generator`` a sequence of B generators: row b is drawn
+    from generator b alone (shape ``shape[1:]``), so it is the same whatever the batch it is drawn in."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} per-sample generators for a batch of {shape[0]}")
+    return torch.stack(
+        [torch.randn(tuple(shape[1:]), generator=g, device=device, dtype=dtype) for g in generator]
+    )
 
 
 def ddim_timesteps(num_steps: int, num_train_steps: int = 1000, spacing: str = "trailing") -> torch.Tensor:
@@ -78,7 +94,7 @@ def sample_ddim(
     *,
     schedule,
     eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     self_condition: bool = False,
     context: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -110,7 +126,7 @@ def sample_ddim(
         v_hat = model_fn(x, t, **kwargs).to(x.dtype)
         noise = None
         if eta > 0:
-            noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+            noise = randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
         x, x0 = ddim_step(x, v_hat, schedule.gamma(t), schedule.gamma(s), eta=eta, noise=noise)
         if callback is not None:
             callback({"i": i, "t": timesteps[i], "x": x, "denoised": x0})

@@ -119,8 +119,11 @@ def wrap_module(
     """Wrap a (device-resident) module for data-parallel training; returns it unchanged when not distributed.
 
     ``ddp``: ``DistributedDataParallel`` (broadcasts rank 0's weights at construction).
-    ``fsdp``: FSDP2 ``fully_shard`` applied to each unit of ``module.fsdp_units()`` (e.g. transformer
-    blocks) if the module defines it, then to the root; the module is sharded in place and returned.
+    ``fsdp``: FSDP2 ``fully_shard`` applied to each unit of ``module.fsdp_units()`` (each W.A.L.T layer, each
+    tokenizer block and resampler) if the module defines it, then to the root, all on one 1-D mesh of the
+    process's device type; the module is sharded in place and returned. Each unit's parameters are then
+    DTensors sharded on dim 0 across the ranks, all-gathered just before that unit runs and freed after it,
+    so peak parameter memory is the root's plus about one unit's, not the whole model's.
     """
     if not info.distributed or not any(p.requires_grad for p in module.parameters()):
         return module
@@ -130,15 +133,17 @@ def wrap_module(
         ids = [info.device.index] if info.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters)
     if parallel == "fsdp":
+        from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
 
         # Start from rank 0's weights, as DDP does, so every rank shards the same model.
         for t in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(t.data, src=0)
+        mesh = init_device_mesh(info.device.type, (info.world_size,))
         units = module.fsdp_units() if hasattr(module, "fsdp_units") else []
-        for unit in units:
-            fully_shard(unit)
-        fully_shard(module)
+        for unit in units:  # innermost first: a unit's parameters leave the root's group
+            fully_shard(unit, mesh=mesh)
+        fully_shard(module, mesh=mesh)
         return module
     raise UserError(f"train.parallel: got {parallel!r}; expected 'ddp' or 'fsdp'.")
 

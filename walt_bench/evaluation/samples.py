@@ -72,8 +72,16 @@ class NpzRows:
 
 
 def open_samples(location: str | Path, key: str | None = None) -> NpzRows:
-    """The video array of a samples dir / ``.npz``: ``key``, else ``videos``, else ``arr_0`` (ADM images)."""
+    """The video array of a samples dir / ``.npz``: ``key``, else ``videos``, else ``arr_0`` (ADM images).
+
+    A dir written by ``walt-bench sample`` holds ``shards/shard_*.npz``: they are read as one array, in order
+    (``walt_bench.data.shards.ShardedRows``, same ``len``/``shape``/``iter_blocks`` as :class:`NpzRows`).
+    """
     path = Path(location)
+    if path.is_dir() and (path / "shards").is_dir():
+        from walt_bench.data.shards import ShardedRows
+
+        return ShardedRows(path / "shards", key or "videos")
     if path.is_dir():
         path = path / "samples.npz"
     if not path.is_file():

@@ -53,18 +53,24 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
+    from walt_bench.engine.distributed import is_main_process, shutdown_distributed
     from walt_bench.tokenizer.encode import encode_dataset
 
     spec = spec_from_args(args)
-    m = encode_dataset(
-        spec,
-        checkpoint=args.checkpoint,
-        split=args.split,
-        out=args.out,
-        batch_size=args.batch_size,
-        limit=args.limit,
-        overwrite=args.overwrite,
-    )
+    try:
+        m = encode_dataset(
+            spec,
+            checkpoint=args.checkpoint,
+            split=args.split,
+            out=args.out,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            overwrite=args.overwrite,
+        )
+    finally:
+        shutdown_distributed()
+    if not is_main_process():
+        return 0
     t, c, h, w = m["latent_shape"]
     print(
         f"encoded {m['count']} clips of {m['split']} -> {m['path']} (latents {t}x{c}x{h}x{w}, "

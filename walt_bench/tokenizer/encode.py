@@ -6,6 +6,15 @@ clip per video), encoded with the trained tokenizer (posterior mean, fp32) and w
 records its identity, the tokenizer it was made with (identity, checkpoint path and full SHA-256, step), the
 split, the counts, the normalisation stats and the versions: the trainer checks it, and a cache can always be
 traced to what made it.
+
+    walt-bench tokenizer encode --spec S.yaml
+    torchrun --nproc_per_node 8 -m walt_bench tokenizer encode --spec S.yaml     # the same cache, 8x faster
+
+Many processes: shard k (clips ``[k S, (k+1) S)``, S = ``tokenizer.cache_shard_size``) is written by rank
+k mod world size into ``DIR.tmp``, each shard with its float64 per-channel sums; rank 0 then merges the
+statistics exactly and writes the manifest (``walt_bench.data.latents``). Memory: one batch. A stopped encode
+resumes: rerun it and the finished shards in ``DIR.tmp`` are kept (``plan.json`` there names the cache identity,
+tokenizer and shard plan they belong to).
 """
 
 from __future__ import annotations
@@ -45,20 +54,26 @@ def encode_dataset(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Encode ``split`` (default ``data.split``) into a latent cache; returns its manifest (+ ``"path"``)."""
+    """Encode ``split`` (default ``data.split``) into a latent cache; returns its manifest (+ ``"path"``).
+
+    Under ``torchrun`` the shards are dealt to the ranks round-robin; rank 0 merges them (every rank returns the
+    manifest). A stopped encode resumes from the shards in ``DIR.tmp``.
+    """
     from torch.utils.data import DataLoader, Subset
     from tqdm.auto import tqdm
 
-    from walt_bench.data.latents import write_latent_cache
+    from walt_bench.data.latents import finish_latent_cache, finished_latent_shards, write_latent_shard
     from walt_bench.data.loader import build_dataset, collate
-    from walt_bench.engine.distributed import resolve_device
+    from walt_bench.data.shards import assign, plan_shards
+    from walt_bench.engine.distributed import all_gather_objects, barrier, init_distributed
     from walt_bench.engine.rundir import versions
     from walt_bench.errors import DataError
     from walt_bench.identity import stage_dir, stage_identity
 
     split = split or spec.data.split
     ckpt = resolve_checkpoint(spec, checkpoint)
-    device = resolve_device(spec.run.device)
+    info = init_distributed(spec.run.device)
+    device = info.device
     model = load_tokenizer(spec, str(ckpt)).to(device)
     data_cfg = spec.data.model_copy(
         update={"image_root": None, "image_ratio": 0.0}
@@ -66,57 +81,102 @@ def encode_dataset(
     dataset = build_dataset(data_cfg, split=split)
     if limit is not None:
         dataset = Subset(dataset, range(min(limit, len(dataset))))
-    loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=spec.data.num_workers
-    )
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
     path = Path(out) if out else stage_dir(spec, "latents", split=split)
     made_with = tokenizer_provenance(spec, ckpt)
     if (path / "manifest.json").is_file() and not overwrite:
         existing = json.loads((path / "manifest.json").read_text())
         recorded = existing.get("tokenizer") or {}
         if recorded.get("sha256") == made_with["sha256"]:
-            print(
-                f"latent cache {path} is up to date (tokenizer {made_with['checkpoint']}); nothing to encode"
-            )
+            if info.is_main:
+                print(
+                    f"latent cache {path} is up to date (tokenizer {made_with['checkpoint']}); nothing to encode"
+                )
             return {**existing, "path": str(path), "reused": True}
         raise DataError(
             f"latent cache {path} is stale: it was made with tokenizer checkpoint {recorded.get('checkpoint')} "
             f"(sha256 {str(recorded.get('sha256'))[:12]}), but the spec's tokenizer is now {made_with['checkpoint']} "
             f"(sha256 {made_with['sha256'][:12]}). Re-encode with --overwrite."
         )
+    if len(dataset) == 0:
+        raise DataError(f"no latents to write to {path}: split {split} of {spec.data.dataset} has no clips")
+    identity = stage_identity(spec.to_dict(), "latents", split=split)
+    tmp = path.with_name(path.name + ".tmp")
+    plan = plan_shards(len(dataset), spec.tokenizer.cache_shard_size)
+    barrier(info)  # every rank has looked at the cache before rank 0 touches the work folder
+    if info.is_main:
+        _prepare_work_folder(tmp, identity, made_with["sha256"], plan, overwrite=overwrite)
+        todo = [k for k in range(len(plan)) if k not in finished_latent_shards(tmp, plan)]
+        if len(todo) < len(plan):
+            print(
+                f"resuming the encode of {path}: {len(plan) - len(todo)} of {len(plan)} shards already written"
+            )
+    todo = all_gather_objects(todo if info.is_main else None, info)[0]
+    mine = assign(todo, info.rank, info.world_size)
 
-    def batches():
-        with tqdm(total=len(dataset), desc=f"encode {split}", unit="clip", disable=not progress) as bar:
-            for batch in loader:
-                with torch.no_grad():
-                    z = model.encode(batch["video"].to(device)).float().cpu()
-                bar.update(len(z))
-                yield {
-                    "latent": z,
-                    "label": batch["label"],
-                    "is_image": batch["is_image"],
-                    "index": batch["index"],
-                }
+    # each shard is read in the same batches by whichever rank writes it: latents and stats do not depend on
+    # the number of processes
+    with tqdm(
+        total=sum(len(plan[k]) for k in mine),
+        desc=f"encode {split}",
+        unit="clip",
+        disable=not (progress and info.is_main),
+    ) as bar:
+        for k in mine:
+            loader = DataLoader(
+                Subset(dataset, plan[k]),
+                batch_size=batch_size,
+                shuffle=False,
+                collate_fn=collate,
+                num_workers=spec.data.num_workers,
+            )
+            before = int(getattr(base, "num_skipped", 0))
 
-    base = dataset.dataset if isinstance(dataset, Subset) else dataset
-    metadata = {
-        "identity": stage_identity(spec.to_dict(), "latents", split=split),
-        "tokenizer": made_with,
-        "spec_hash": spec.hash,
-        "dataset": spec.data.dataset,
-        "root": spec.data.root,
-        "split": split,
-        "pixel_shape": [spec.data.num_frames, 3, spec.data.height, spec.data.width],
-        "command": " ".join(["walt-bench", *sys.argv[1:]]) if sys.argv else "walt-bench tokenizer encode",
-        "versions": versions(),
-    }
-    manifest = write_latent_cache(
-        path,
-        batches(),
-        shard_size=spec.tokenizer.cache_shard_size,
-        metadata=metadata,
-        overwrite=overwrite,
-    )
-    manifest["num_skipped"] = int(getattr(base, "num_skipped", 0))  # known only after reading every clip
-    (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            def batches(loader=loader):
+                for batch in loader:
+                    with torch.no_grad():
+                        z = model.encode(batch["video"].to(device)).float().cpu()
+                    bar.update(len(z))
+                    yield {"latent": z, **{key: batch[key] for key in ("label", "is_image", "index")}}
+
+            write_latent_shard(
+                tmp, k, plan[k], batches(), skipped=lambda b=before: int(getattr(base, "num_skipped", 0)) - b
+            )
+
+    barrier(info)
+    manifest = None
+    if info.is_main:
+        metadata = {
+            "identity": identity,
+            "tokenizer": made_with,
+            "spec_hash": spec.hash,
+            "dataset": spec.data.dataset,
+            "root": spec.data.root,
+            "split": split,
+            "pixel_shape": [spec.data.num_frames, 3, spec.data.height, spec.data.width],
+            "world_size": info.world_size,
+            "command": " ".join(["walt-bench", *sys.argv[1:]]) if sys.argv else "walt-bench tokenizer encode",
+            "versions": versions(),
+        }
+        manifest = finish_latent_cache(tmp, path, plan, metadata=metadata)
+    manifest = all_gather_objects(manifest, info)[0]
     return {**manifest, "path": str(path)}
+
+
+def _prepare_work_folder(tmp: Path, identity: str, tokenizer_sha: str, plan, *, overwrite: bool) -> None:
+    """``DIR.tmp`` ready for this encode: kept (resume) when it holds shards of the same cache identity,
+    tokenizer and shard plan, else emptied."""
+    import shutil
+
+    want = {
+        "identity": identity,
+        "tokenizer_sha256": tokenizer_sha,
+        "count": plan[-1].stop,
+        "shard_size": len(plan[0]),
+    }
+    plan_file = tmp / "plan.json"
+    recorded = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+    if overwrite or recorded != want:
+        shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    plan_file.write_text(json.dumps(want, indent=2))

@@ -171,6 +171,13 @@ class CausalAutoencoder(nn.Module):
         self.encoder = Encoder(cfg, c_out)
         self.decoder = Decoder(cfg)
 
+    def fsdp_units(self) -> list[nn.Module]:
+        """What FSDP2 shards as its own unit (``parallel=fsdp``): every stage of the encoder and decoder that
+        runs a forward of its own, i.e. each residual block and each down/upsampler (a level is only a
+        container, so its hooks would never fire); the root keeps the input/output convolutions and norms."""
+        stages = (ResBlock, Downsample, DepthToSpaceUpsample)
+        return [m for part in (self.encoder, self.decoder) for m in part.modules() if isinstance(m, stages)]
+
     def _check_video(self, video: torch.Tensor) -> None:
         if video.ndim != 5 or video.shape[2] != 3:
             raise UserError(f"expected pixels (B, T, 3, H, W), got shape {tuple(video.shape)}")
