@@ -5,6 +5,10 @@
     start, extra, resumed_from = ckpt.resume(states, "auto")      # (0, {}, None) on a fresh start
     ckpt.save(states, step, data_position, extra)                 # collective; rank 0 writes atomically
 
+``resume="auto"`` takes the newest checkpoint that verifies: a truncated, empty or bit-flipped newer one is
+moved to ``checkpoints/corrupt/`` with a warning naming it, and the previous one is used. An explicit path that
+fails verification is an error (the user asked for that file).
+
 ``states`` are the loop's per-part states (``.part.name``, ``.raw``, ``.optimizer``, ``.scheduler``, ``.ema``).
 The file format and atomic write are in ``engine/checkpoint.py``.
 """
@@ -12,7 +16,9 @@ The file format and atomic write are in ``engine/checkpoint.py``.
 from __future__ import annotations
 
 import os
+import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,7 +102,7 @@ class Checkpointer:
                 "world_size": self.info.world_size,
                 "extra": dict(extra),
             }
-            path = ckpt_io.atomic_save(obj, ckpt_io.checkpoint_path(self.dir, step))
+            path = ckpt_io.save_checkpoint(obj, ckpt_io.checkpoint_path(self.dir, step))
             ckpt_io.prune_checkpoints(self.dir, self.keep_last)
         barrier(self.info)
         return path
@@ -117,13 +123,16 @@ class Checkpointer:
         if resume == "never" and self.info.is_main:
             self.set_aside(set_aside_with)
         barrier(self.info)
-        path = (
-            None
-            if resume == "never"
-            else ckpt_io.latest_checkpoint(self.dir)
-            if resume == "auto"
-            else Path(resume)
-        )
+        if resume == "never":
+            path, ckpt = None, None
+        elif resume == "auto":
+            # rank 0 picks the newest checkpoint that verifies (setting corrupt ones aside); the others load it
+            chosen = self._newest_good() if self.info.is_main else None
+            path = all_gather_objects(chosen, self.info)[0]
+            path = Path(path) if path is not None else None
+            ckpt = None
+        else:
+            path, ckpt = Path(resume), None
         if path is None:
             seed_everything(derive_seed(seed, self.info.rank))
             return 0, {}, None
@@ -140,6 +149,22 @@ class Checkpointer:
         else:
             seed_everything(derive_seed(seed, self.info.rank, step))
         return step, dict(ckpt.get("extra") or {}), str(path)
+
+    def _newest_good(self) -> str | None:
+        """The newest checkpoint here whose file verifies; corrupt newer ones go to ``corrupt/`` with a warning."""
+        for _, path in reversed(ckpt_io.list_checkpoints(self.dir)):
+            try:
+                ckpt_io.read_verified(path)
+            except ckpt_io.CorruptCheckpointError as exc:
+                dest = self.dir / "corrupt" / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+                dest.parent.mkdir(exist_ok=True)
+                path.rename(dest)
+                msg = f"{exc} Moved it to {dest} and trying the previous checkpoint."
+                print(f"warning: {msg}", file=sys.stderr, flush=True)
+                warnings.warn(msg, RuntimeWarning, stacklevel=3)
+                continue
+            return str(path)
+        return None
 
     @staticmethod
     def _load(states: Sequence[Any], ckpt: Mapping[str, Any], path: Path) -> None:
