@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from walt_bench.errors import DataError
+from walt_bench.errors import DataError, storage_error
 
 FORMAT_VERSION = 1
 
@@ -77,66 +77,77 @@ def write_latent_cache(
     path = Path(path)
     if path.exists() and not overwrite:
         raise DataError(f"latent cache {path} already exists; delete it or pass overwrite=True (--overwrite)")
-    tmp = path.with_name(path.name + ".tmp")
+    tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    stats, shards = _ChannelStats(), []
-    pending: list[np.ndarray] = []
-    labels, is_image, index = [], [], []
-    shape: tuple[int, ...] | None = None
+    try:
+        tmp.mkdir(parents=True)
+        stats, shards = _ChannelStats(), []
+        pending: list[np.ndarray] = []
+        labels, is_image, index = [], [], []
+        shape: tuple[int, ...] | None = None
 
-    def flush(final: bool) -> None:
-        """Write every full shard in ``pending`` (and, when ``final``, the remainder)."""
-        if not pending:
-            return
-        data = np.concatenate(pending).astype(dtype)
-        pending.clear()
-        while len(data) >= shard_size or (final and len(data)):
-            part, data = data[:shard_size], data[shard_size:]
-            name = f"shard_{len(shards):05d}.npy"
-            np.save(tmp / name, part)
-            shards.append({"file": name, "count": int(len(part))})
-        if len(data):
-            pending.append(data)
+        def flush(final: bool) -> None:
+            """Write every full shard in ``pending`` (and, when ``final``, the remainder)."""
+            if not pending:
+                return
+            data = np.concatenate(pending).astype(dtype)
+            pending.clear()
+            while len(data) >= shard_size or (final and len(data)):
+                part, data = data[:shard_size], data[shard_size:]
+                name = f"shard_{len(shards):05d}.npy"
+                np.save(tmp / name, part)
+                shards.append({"file": name, "count": int(len(part))})
+            if len(data):
+                pending.append(data)
 
-    for batch in batches:
-        z = _to_numpy(batch["latent"])
-        if z.ndim != 5:
-            raise ValueError(f"latent batch must be (B, t, c, h, w), got {z.shape}")
+        for batch in batches:
+            z = _to_numpy(batch["latent"])
+            if z.ndim != 5:
+                raise ValueError(f"latent batch must be (B, t, c, h, w), got {z.shape}")
+            if shape is None:
+                shape = tuple(z.shape[1:])
+            elif tuple(z.shape[1:]) != shape:
+                raise ValueError(f"latent shape changed within the cache: {shape} then {tuple(z.shape[1:])}")
+            stats.update(z)
+            pending.append(z)
+            labels.append(_to_numpy(batch["label"]).astype(np.int64).reshape(-1))
+            is_image.append(_to_numpy(batch["is_image"]).astype(bool).reshape(-1))
+            index.append(_to_numpy(batch["index"]).astype(np.int64).reshape(-1))
+            if sum(len(p) for p in pending) >= shard_size:
+                flush(final=False)
+        flush(final=True)
         if shape is None:
-            shape = tuple(z.shape[1:])
-        elif tuple(z.shape[1:]) != shape:
-            raise ValueError(f"latent shape changed within the cache: {shape} then {tuple(z.shape[1:])}")
-        stats.update(z)
-        pending.append(z)
-        labels.append(_to_numpy(batch["label"]).astype(np.int64).reshape(-1))
-        is_image.append(_to_numpy(batch["is_image"]).astype(bool).reshape(-1))
-        index.append(_to_numpy(batch["index"]).astype(np.int64).reshape(-1))
-        if sum(len(p) for p in pending) >= shard_size:
-            flush(final=False)
-    flush(final=True)
-    if shape is None:
-        shutil.rmtree(tmp)
-        raise DataError(f"no latents to write to {path}: the dataset yielded no batches")
-    mean, std = stats.result()
-    np.save(tmp / "labels.npy", np.concatenate(labels))
-    np.save(tmp / "is_image.npy", np.concatenate(is_image))
-    np.save(tmp / "index.npy", np.concatenate(index))
-    count = sum(s["count"] for s in shards)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "count": count,
-        "latent_shape": list(shape),
-        "dtype": dtype,
-        "shards": shards,
-        "stats": {"mean": mean, "std": std, "num_elements_per_channel": stats.n},
-        **dict(metadata or {}),
-    }
-    (tmp / "stats.json").write_text(json.dumps({"mean": mean, "std": std}, indent=2))
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+            shutil.rmtree(tmp)
+            raise DataError(f"no latents to write to {path}: the dataset yielded no batches")
+        mean, std = stats.result()
+        np.save(tmp / "labels.npy", np.concatenate(labels))
+        np.save(tmp / "is_image.npy", np.concatenate(is_image))
+        np.save(tmp / "index.npy", np.concatenate(index))
+        count = sum(s["count"] for s in shards)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "count": count,
+            "latent_shape": list(shape),
+            "dtype": dtype,
+            "shards": shards,
+            "stats": {"mean": mean, "std": std, "num_elements_per_channel": stats.n},
+            **dict(metadata or {}),
+        }
+        (tmp / "stats.json").write_text(json.dumps({"mean": mean, "std": std}, indent=2))
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if path.exists():  # the old cache stays whole until the new one is in place
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException as exc:  # leave nothing half-written behind; a full disk names the cache
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not path.exists():
+            os.replace(old, path)
+        friendly = storage_error(exc, path, "the latent cache")
+        if friendly is not None:
+            raise friendly from exc
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return manifest
 
 

@@ -293,6 +293,14 @@ def read_verified(path: str | Path) -> dict[str, Any]:
         )
     if path.stat().st_size == 0:
         raise CorruptCheckpointError(f"checkpoint {path} is empty (0 bytes): a write that never finished.")
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head.startswith(b"PK\x03\x04"):  # torch.save's zip format, which every walt_bench checkpoint uses
+        looks = "a text file (a spec or a note?)" if _is_text(head) else "not a PyTorch zip file"
+        raise CorruptCheckpointError(
+            f"checkpoint {path} is {looks}, not a walt_bench checkpoint (it starts with {head[:16]!r}). Give the "
+            "path of a step_*.pt file from a run's checkpoints/ folder."
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, flipped, not a torch file, or unsafe content
@@ -331,6 +339,14 @@ def read_verified(path: str | Path) -> dict[str, Any]:
             "Delete or move it to resume from the previous checkpoint in the same folder."
         )
     return ckpt
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c >= 32 or c in (9, 10, 13) for c in head)
 
 
 def checkpoint_spec(path: str | Path) -> dict[str, Any]:

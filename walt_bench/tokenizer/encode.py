@@ -6,6 +6,10 @@ clip per video), encoded with the trained tokenizer (posterior mean, fp32) and w
 records its identity, the tokenizer it was made with (identity, checkpoint path and full SHA-256, step), the
 split, the counts, the normalisation stats and the versions: the trainer checks it, and a cache can always be
 traced to what made it.
+
+Unreadable clips are left out, never replaced by a neighbour (which would duplicate clips and bias the
+normalisation stats): each is warned about by path, and the manifest lists them (``unreadable``) with their
+count (``num_skipped``). More than ``data.max_unreadable_fraction`` of the split unreadable stops the encode.
 """
 
 from __future__ import annotations
@@ -34,6 +38,35 @@ def tokenizer_provenance(spec, ckpt: Path) -> dict[str, Any]:
     }
 
 
+class ReadableOnly(torch.utils.data.Dataset):
+    """Items ``indices`` of a reader, read without substitution: an unreadable one becomes
+    ``{"unreadable": path, "reason": ...}`` (which :func:`collate_readable` sets apart)."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        from walt_bench.data.video_io import UnreadableFileError
+
+        try:
+            return self.dataset.read(self.indices[i])
+        except UnreadableFileError as err:
+            return {"unreadable": err.path, "reason": err.reason}
+
+
+def collate_readable(items: list[dict]) -> dict:
+    """:func:`~walt_bench.data.loader.collate` of the readable items, plus ``"unreadable": [{"path", "reason"}]``."""
+    from walt_bench.data.loader import collate
+
+    good = [it for it in items if "unreadable" not in it]
+    bad = [{"path": it["unreadable"], "reason": it["reason"]} for it in items if "unreadable" in it]
+    batch = collate(good) if good else {"index": torch.zeros(0, dtype=torch.long)}
+    return {**batch, "unreadable": bad}
+
+
 def encode_dataset(
     spec,
     *,
@@ -46,13 +79,13 @@ def encode_dataset(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Encode ``split`` (default ``data.split``) into a latent cache; returns its manifest (+ ``"path"``)."""
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
     from walt_bench.data.latents import write_latent_cache
-    from walt_bench.data.loader import build_dataset, collate
+    from walt_bench.data.loader import build_dataset
     from walt_bench.engine.distributed import resolve_device
-    from walt_bench.engine.rundir import versions
+    from walt_bench.engine.rundir import versions, write_atomic
     from walt_bench.errors import DataError
     from walt_bench.identity import stage_dir, stage_identity
 
@@ -63,11 +96,14 @@ def encode_dataset(
     data_cfg = spec.data.model_copy(
         update={"image_root": None, "image_ratio": 0.0}
     )  # the split itself, no mixing
-    dataset = build_dataset(data_cfg, split=split)
-    if limit is not None:
-        dataset = Subset(dataset, range(min(limit, len(dataset))))
+    base = build_dataset(data_cfg, split=split)
+    dataset = ReadableOnly(base, range(min(limit, len(base)) if limit is not None else len(base)))
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=spec.data.num_workers
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate_readable,
+        num_workers=spec.data.num_workers,
     )
     path = Path(out) if out else stage_dir(spec, "latents", split=split)
     made_with = tokenizer_provenance(spec, ckpt)
@@ -85,12 +121,27 @@ def encode_dataset(
             f"(sha256 {made_with['sha256'][:12]}). Re-encode with --overwrite."
         )
 
+    unreadable: list[dict[str, str]] = []
+
     def batches():
         with tqdm(total=len(dataset), desc=f"encode {split}", unit="clip", disable=not progress) as bar:
             for batch in loader:
+                for bad in batch["unreadable"]:
+                    unreadable.append(bad)
+                    print(
+                        f"warning: skipping unreadable file {bad['path']}: {bad['reason']}", file=sys.stderr
+                    )
+                    if len(unreadable) > spec.data.max_unreadable_fraction * len(dataset):
+                        raise DataError(
+                            f"{len(unreadable)} of the {len(dataset)} clips of {split} are unreadable, more than "
+                            f"data.max_unreadable_fraction={spec.data.max_unreadable_fraction} (last: {bad['path']}); "
+                            "nothing was written. Run `walt-bench data check --spec FILE` to list them all."
+                        )
+                bar.update(len(batch["index"]) + len(batch["unreadable"]))
+                if not len(batch["index"]):
+                    continue
                 with torch.no_grad():
                     z = model.encode(batch["video"].to(device)).float().cpu()
-                bar.update(len(z))
                 yield {
                     "latent": z,
                     "label": batch["label"],
@@ -98,7 +149,6 @@ def encode_dataset(
                     "index": batch["index"],
                 }
 
-    base = dataset.dataset if isinstance(dataset, Subset) else dataset
     metadata = {
         "identity": stage_identity(spec.to_dict(), "latents", split=split),
         "tokenizer": made_with,
@@ -117,6 +167,7 @@ def encode_dataset(
         metadata=metadata,
         overwrite=overwrite,
     )
-    manifest["num_skipped"] = int(getattr(base, "num_skipped", 0))  # known only after reading every clip
-    (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    manifest["num_skipped"] = len(unreadable)  # known only after reading every clip
+    manifest["unreadable"] = unreadable
+    write_atomic(path / "manifest.json", json.dumps(manifest, indent=2).encode(), "the latent cache manifest")
     return {**manifest, "path": str(path)}
