@@ -191,8 +191,14 @@ class Checkpointer:
         old = [p for _, p in ckpt_io.list_checkpoints(self.dir)] + [Path(a) for a in also if Path(a).exists()]
         if not old:
             return None
-        dest = self.dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        dest.mkdir(parents=True, exist_ok=True)
+        stem = f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        for n in range(1000):  # a fresh folder: never rename over an earlier set-aside run's files
+            dest = self.dir / (stem if n == 0 else f"{stem}-{n}")
+            try:
+                dest.mkdir(parents=True)
+                break
+            except FileExistsError:
+                continue
         for p in old:
             p.rename(dest / p.name)
         return dest
