@@ -252,8 +252,10 @@ def parse_spec_yaml(path: Path) -> Any:
             ],
             str(path),
         )
+    loader = _StrictLoader(text)
+    loader.name = str(path)  # error marks say `in "<file>", line N` instead of "<unicode string>"
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return loader.get_single_data()
     except yaml.YAMLError as exc:
         problem = str(exc)
         if "could not determine a constructor for the tag" in problem:
@@ -264,6 +266,8 @@ def parse_spec_yaml(path: Path) -> Any:
                 "data (mappings, lists, strings, numbers), nothing in it is constructed or executed"
             )
         raise SpecError([f"not valid YAML: {problem}"], str(path)) from None
+    finally:
+        loader.dispose()
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
