@@ -275,3 +275,35 @@ def test_synth_errors_are_user_errors():
 
     with pytest.raises(UserError, match="is a file"):
         synthesize(Path(__file__))
+
+
+def test_the_trainer_logs_and_records_the_loaders_skip_count(tmp_path):
+    from engine_tiny import TinyNet, configs, make_loader, regression_loss, tiny_train
+
+    from walt_bench.engine.loop import Part
+    from walt_bench.engine.rundir import read_metrics
+
+    class CountingLoader:  # what build_loader returns: an iterable with num_skipped
+        num_skipped = 0
+
+        def __init__(self, start):
+            self.inner = make_loader()(start)
+
+        def __iter__(self):
+            for batch in self.inner:
+                CountingLoader.num_skipped += 1  # one unreadable file skipped per batch
+                yield batch
+
+    train_cfg, run_cfg, tracking_cfg, spec_dict = configs(tmp_path, steps=3)
+    result = tiny_train(
+        [Part("net", TinyNet(), regression_loss)],
+        CountingLoader,
+        train_cfg=train_cfg,
+        run_cfg=run_cfg,
+        tracking_cfg=tracking_cfg,
+        spec_dict=spec_dict,
+        spec_hash="5c1b" * 3,
+        progress=False,
+    )
+    assert [r["data/skipped"] for r in read_metrics(result.run_dir / "metrics.jsonl")] == [1.0, 2.0, 3.0]
+    assert result.summary["unreadable_files_skipped"] == 3
