@@ -258,7 +258,17 @@ def load_checkpoint(
     ``identity`` (listing the differing ``identity_fields``) and ``allow_spec_mismatch`` is false.
     """
     path = Path(path)
-    ckpt = read_verified(path)
+    return check_identity(read_verified(path), path, identity, identity_fields, allow_spec_mismatch)
+
+
+def check_identity(
+    ckpt: dict[str, Any],
+    path: str | Path,
+    identity: str | None,
+    identity_fields: dict[str, Any] | None,
+    allow_spec_mismatch: bool,
+) -> dict[str, Any]:
+    """``ckpt`` if it belongs to run ``identity`` (or ``allow_spec_mismatch``); see :func:`load_checkpoint`."""
     if identity is not None and ckpt["identity"] != identity:
         diffs = field_diff(ckpt.get("identity_fields") or {}, identity_fields or {})
         listing = (

@@ -127,21 +127,17 @@ class Checkpointer:
             path, ckpt = None, None
         elif resume == "auto":
             # rank 0 picks the newest checkpoint that verifies (setting corrupt ones aside); the others load it
-            chosen = self._newest_good() if self.info.is_main else None
-            path = all_gather_objects(chosen, self.info)[0]
-            path = Path(path) if path is not None else None
-            ckpt = None
+            path, ckpt = self._newest_good() if self.info.is_main else (None, None)
+            chosen = all_gather_objects(None if path is None else str(path), self.info)[0]
+            path = Path(chosen) if chosen is not None else None
         else:
             path, ckpt = Path(resume), None
         if path is None:
             seed_everything(derive_seed(seed, self.info.rank))
             return 0, {}, None
-        ckpt = ckpt_io.load_checkpoint(
-            path,
-            identity=self.identity,
-            identity_fields=self.identity_fields,
-            allow_spec_mismatch=allow_spec_mismatch,
-        )
+        if ckpt is None:
+            ckpt = ckpt_io.read_verified(path)
+        ckpt = ckpt_io.check_identity(ckpt, path, self.identity, self.identity_fields, allow_spec_mismatch)
         self._load(states, ckpt, path)
         step = int(ckpt["step"])
         if ckpt["world_size"] == self.info.world_size:
@@ -150,11 +146,12 @@ class Checkpointer:
             seed_everything(derive_seed(seed, self.info.rank, step))
         return step, dict(ckpt.get("extra") or {}), str(path)
 
-    def _newest_good(self) -> str | None:
-        """The newest checkpoint here whose file verifies; corrupt newer ones go to ``corrupt/`` with a warning."""
+    def _newest_good(self) -> tuple[Path | None, dict[str, Any] | None]:
+        """The newest checkpoint here whose file verifies, read; corrupt newer ones go to ``corrupt/`` with a
+        warning. ``(None, None)`` when there is none."""
         for _, path in reversed(ckpt_io.list_checkpoints(self.dir)):
             try:
-                ckpt_io.read_verified(path)
+                ckpt = ckpt_io.read_verified(path)
             except ckpt_io.CorruptCheckpointError as exc:
                 dest = self.dir / "corrupt" / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
                 dest.parent.mkdir(exist_ok=True)
@@ -163,8 +160,8 @@ class Checkpointer:
                 print(f"warning: {msg}", file=sys.stderr, flush=True)
                 warnings.warn(msg, RuntimeWarning, stacklevel=3)
                 continue
-            return str(path)
-        return None
+            return path, ckpt
+        return None, None
 
     @staticmethod
     def _load(states: Sequence[Any], ckpt: Mapping[str, Any], path: Path) -> None:

@@ -105,7 +105,7 @@ from torch import nn
 from walt_bench.engine.checkpoint import remove_orphan_temps
 from walt_bench.engine.checkpointer import Checkpointer
 from walt_bench.engine.config import TrainConfig
-from walt_bench.engine.distributed import barrier, init_distributed, wrap_module
+from walt_bench.engine.distributed import all_gather_objects, init_distributed, wrap_module
 from walt_bench.engine.ema import EMA
 from walt_bench.engine.metrics_logger import MetricsLogger
 from walt_bench.engine.optim import build_optimizer, build_scheduler
@@ -119,6 +119,7 @@ from walt_bench.engine.step import (
 )
 from walt_bench.engine.throughput import peak_flops, peak_memory_gib
 from walt_bench.engine.tracker import NullTracker
+from walt_bench.errors import UserError
 
 LossOutput = torch.Tensor | tuple[torch.Tensor, Mapping[str, Any]]
 __all__ = ["NonFiniteLossError", "Part", "StepContext", "TrainResult", "autocast_dtype", "train"]
@@ -241,21 +242,27 @@ def train(
     info = init_distributed(device)
     run_dir = Path(run_dir)
     tracker = tracker if tracker is not None and info.is_main else NullTracker()
-    lock = RunLock(run_dir)
+    lock, failure = RunLock(run_dir), None
     if info.is_main:
-        lock.acquire()  # before anything in the directory is written
         try:
+            lock.acquire()  # before anything in the directory is written
             prepare_run_dir(run_dir, spec_dict)
             orphans = remove_orphan_temps(run_dir / "checkpoints") + remove_orphan_temps(run_dir)
-        except BaseException:
+        except BaseException as exc:
             lock.release()
-            raise
-        if orphans:
-            _notice(
-                f"removed {len(orphans)} temporary file(s) that a killed run left in {run_dir}: "
-                + ", ".join(p.name for p in orphans[:5])
-            )
-    barrier(info)
+            failure = exc
+        else:
+            if orphans:
+                _notice(
+                    f"removed {len(orphans)} temporary file(s) that a killed run left in {run_dir}: "
+                    + ", ".join(p.name for p in orphans[:5])
+                )
+    # every rank learns whether rank 0 could take the directory (instead of waiting for it at a barrier)
+    failed = all_gather_objects(None if failure is None else f"{type(failure).__name__}: {failure}", info)[0]
+    if failure is not None:
+        raise failure
+    if failed is not None:
+        raise UserError(f"rank 0 could not prepare the run directory {run_dir}: {failed}")
     try:
         return _train(
             parts,
