@@ -116,7 +116,13 @@ def broken_tree(tmp_path):
 
 def _one_epoch(tree, num_workers):
     cfg = DataConfig(
-        root=str(tree["root"]), num_classes=3, num_frames=4, height=8, width=8, num_workers=num_workers
+        root=str(tree["root"]),
+        num_classes=3,
+        num_frames=4,
+        height=8,
+        width=8,
+        num_workers=num_workers,
+        max_unreadable_fraction=0.5,  # the fake tree has one broken video of six
     )
     loader = build_loader(cfg, 2, seed=0)
     with warnings.catch_warnings():

@@ -58,8 +58,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
         loss, _ = regression_loss(batch, ctx)
         return loss * float("nan") if ctx.step == 5 else loss
 
-    with pytest.raises(NonFiniteLossError, match="step 5") as info:
-        run(tmp_path, parts=[Part("net", TinyNet(), exploding)], ckpt_every=2)
+    with pytest.raises(NonFiniteLossError, match=r"step 6 \(ctx.step 5\) in part\(s\) net") as info:
+        run(tmp_path, parts=[Part("net", TinyNet(), exploding)], ckpt_every=2, max_bad_steps=0)
     assert isinstance(info.value, UserError)
     d = tmp_path / "tiny-aaaaaaaaaaaa"
     summary = json.loads((d / "summary.json").read_text())

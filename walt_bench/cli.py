@@ -5,7 +5,8 @@ commands (``<package>/commands.py``) and imports torch and friends only inside i
 ``walt-bench --help`` and ``walt-bench spec validate`` stay fast.
 
 Exit status: 0 success, 1 a check found problems (e.g. unreadable data files), 2 bad input
-(spec, data, checkpoint, weights) with a message saying what to do.
+(spec, data, checkpoint, weights) or an unwritable output (full disk, read-only or forbidden folder) with a
+message saying what to do, never a traceback.
 """
 
 from __future__ import annotations
@@ -112,6 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk or an unwritable path met outside the engine's own checks
+        from walt_bench.errors import storage_error
+
+        friendly = storage_error(exc, exc.filename or "(unknown path)", "output")
+        if friendly is None:
+            raise
+        print(f"error: {friendly}", file=sys.stderr)
+        return friendly.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

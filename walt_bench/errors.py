@@ -34,3 +34,46 @@ class CheckpointError(UserError):
 
 class WeightsError(UserError):
     """Feature-extractor or perceptual-network weights are missing or do not match."""
+
+
+class StorageError(UserError):
+    """Writing an output failed for a reason the user fixes: a full disk, a quota, a read-only or unwritable
+    folder. The message names the path, the cause and what to free or change."""
+
+
+DISK_FULL = ("ENOSPC", "EDQUOT", "EFBIG")
+NOT_WRITABLE = ("EACCES", "EPERM", "EROFS")
+
+
+def storage_error(exc: BaseException, path, what: str = "a file") -> StorageError | None:
+    """A :class:`StorageError` for ``exc`` (an ``OSError`` of a full disk or an unwritable path) while writing
+    ``what`` at ``path``; ``None`` when ``exc`` is some other failure (a bug or an interrupt: let it propagate)."""
+    import errno
+    import shutil
+    from pathlib import Path
+
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return None
+    name = errno.errorcode.get(exc.errno, "")
+    path = Path(path)
+    if name in DISK_FULL:
+        free = ""
+        for d in (path, *path.parents):
+            if d.exists():
+                try:
+                    free = f" ({shutil.disk_usage(d).free / 2**20:.0f} MiB free on that filesystem now)"
+                except OSError:
+                    pass
+                break
+        return StorageError(
+            f"no space left while writing {what} {path}{free}: {exc.strerror}. Free space on that filesystem "
+            "(old runs, replaced-*/ and corrupt/ folders under checkpoints/, caches), or lower train.keep_last, or "
+            "point run.out_dir elsewhere; then run the same command again: it resumes from the last complete "
+            "checkpoint, which is intact."
+        )
+    if name in NOT_WRITABLE:
+        return StorageError(
+            f"cannot write {what} {path}: {exc.strerror}. Make that folder writable (or mount it read-write), or "
+            "point run.out_dir (or the --out path) to a folder you can write."
+        )
+    return None

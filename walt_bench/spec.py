@@ -186,10 +186,7 @@ def load_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if resolved in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, resolved))
         raise SpecError([f"base: cycle {chain}; a spec cannot inherit from itself"], str(path))
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SpecError([f"not valid YAML: {exc}"], str(path)) from None
+    data = parse_spec_yaml(path)
     if not isinstance(data, dict):
         raise SpecError([f"top level must be a mapping of sections, got {type(data).__name__}"], str(path))
     base = data.pop("base", None)
@@ -199,6 +196,78 @@ def load_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise SpecError([f"base: got {base!r} - must be one file path (relative to this file)"], str(path))
     parent = load_yaml_tree(path.parent / base, (*_seen, resolved))
     return deep_merge(parent, data)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain data only: a ``!!python/...`` tag is an error, never code) that also rejects
+    a key given twice in one mapping, which plain YAML loaders silently resolve to the last value."""
+
+
+def _construct_mapping(loader, node: yaml.MappingNode, deep: bool = False):
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            continue  # the base constructor reports unhashable keys
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (line {seen[key]} and line {line}); YAML keeps only the last, so write it once",
+                key_node.start_mark,
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_spec_yaml(path: Path) -> Any:
+    """The data of one YAML spec file; :class:`SpecError` naming the file for bytes that are not UTF-8, an empty
+    file, invalid YAML, a duplicate key or a tag that is not plain data (specs never execute code)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError([f"cannot read the spec file: {exc.strerror or exc}"], str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(
+            [
+                f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} (line {line}); save the spec as UTF-8"
+            ],
+            str(path),
+        ) from None
+    if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
+        raise SpecError(
+            [
+                "the file is empty (or only comments), which would silently mean the paper defaults; write the "
+                "sections you mean, or `base: <file>` to inherit one, or `{}` for the defaults on purpose"
+            ],
+            str(path),
+        )
+    loader = _StrictLoader(text)
+    loader.name = str(path)  # error marks say `in "<file>", line N` instead of "<unicode string>"
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        problem = str(exc)
+        if "could not determine a constructor for the tag" in problem:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            problem = (
+                f"{where}tag {str(getattr(exc, 'problem', '')).split('tag ')[-1]} is not allowed: a spec holds plain "
+                "data (mappings, lists, strings, numbers), nothing in it is constructed or executed"
+            )
+        raise SpecError([f"not valid YAML: {problem}"], str(path)) from None
+    finally:
+        loader.dispose()
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

@@ -5,10 +5,15 @@ plain ``int`` (= ``ItemKey(index, 0, 0)``). All randomness of an item (clip star
 from ``numpy.random.default_rng([seed, epoch, index])``, so an item is the same whichever worker or rank
 reads it.
 
-Unreadable files: with ``skip_unreadable`` the item is replaced by the next index that reads
-(``index + 1, index + 2, ...``), the file is named in a warning (once per process), and the shared counter
-``num_skipped`` (a ``multiprocessing.Value``, so DataLoader workers add to the parent's count) goes up by one.
-Without it, :class:`~walt_bench.data.video_io.UnreadableFileError` propagates with the path.
+Unreadable files (corrupt, truncated, zero-length, wrong format): with ``skip_unreadable`` the item is
+replaced by the next index that reads (``index + 1, index + 2, ...``) so that training batches stay full, the
+file is named in a warning (once per process), and the shared counter ``num_skipped`` (a
+``multiprocessing.Value``, so DataLoader workers add to the parent's count) goes up by one. When more than
+``max_unreadable_fraction`` of the items requested (counted over at least one epoch's worth,
+``max(requests, len(dataset))``) were unreadable, reading stops with a :class:`DataError`: the data is broken
+and training on the rest would be silently biased. Without ``skip_unreadable``,
+:class:`~walt_bench.data.video_io.UnreadableFileError` propagates with the path. Readers that must not
+substitute (``tokenizer encode``, ``data check``) call :meth:`ClipDataset.read`, which never skips.
 """
 
 from __future__ import annotations
@@ -52,12 +57,22 @@ class ClipDataset(Dataset, abc.ABC):
 
     is_image: bool = False
 
-    def __init__(self, samples: list[tuple[str, int]], classes: list[str], *, skip_unreadable: bool = True):
+    def __init__(
+        self,
+        samples: list[tuple[str, int]],
+        classes: list[str],
+        *,
+        skip_unreadable: bool = True,
+        max_unreadable_fraction: float = 0.1,
+    ):
         self.samples = samples
         self.classes = classes
         self.skip_unreadable = skip_unreadable
-        # a spawn-context Value works with fork, spawn and forkserver DataLoader workers alike
-        self._num_skipped = multiprocessing.get_context("spawn").Value("q", 0)
+        self.max_unreadable_fraction = max_unreadable_fraction
+        # spawn-context Values work with fork, spawn and forkserver DataLoader workers alike
+        ctx = multiprocessing.get_context("spawn")
+        self._num_skipped = ctx.Value("q", 0)
+        self._requests = ctx.Array("q", 2)  # [items requested, requested items that were unreadable]
         self._warned: set[str] = set()
 
     # -- to implement -------------------------------------------------------------------------------------
@@ -104,15 +119,39 @@ class ClipDataset(Dataset, abc.ABC):
         for attempt in range(tries):
             index = (key.index + attempt) % len(self)
             try:
-                return self.read(key._replace(index=index))
+                item = self.read(key._replace(index=index))
+                if attempt == 0:
+                    self._count_request(bad=False, err=None)
+                return item
             except UnreadableFileError as err:
                 if not self.skip_unreadable:
                     raise
                 self._record_skip(err)
+                if attempt == 0:
+                    self._count_request(bad=True, err=err)
         raise DataError(
             f"{tries} consecutive items from index {key.index} were unreadable (last: "
             f"{self.samples[index][0]}); the dataset looks broken. Run `walt-bench data check` to list them."
         )
+
+    def _count_request(self, *, bad: bool, err: UnreadableFileError | None) -> None:
+        with self._requests.get_lock():
+            self._requests[0] += 1
+            self._requests[1] += int(bad)
+            requested, unreadable = self._requests[0], self._requests[1]
+        if bad and unreadable > self.max_unreadable_fraction * max(requested, len(self)):
+            raise DataError(
+                f"{unreadable} of the {requested} items requested so far from this {type(self).__name__} "
+                f"({len(self)} items) were unreadable, more than data.max_unreadable_fraction="
+                f"{self.max_unreadable_fraction} of an epoch (last: {err.path}: {err.reason}). The data looks "
+                "broken: run `walt-bench data check --spec FILE` to list every unreadable file, then repair or "
+                "remove them (or raise data.max_unreadable_fraction)."
+            )
+
+    @property
+    def num_unreadable_requests(self) -> int:
+        """Requested items (not substitutes) that were unreadable, summed over DataLoader workers."""
+        return int(self._requests[1])
 
     def _record_skip(self, err: UnreadableFileError) -> None:
         with self._num_skipped.get_lock():
@@ -126,6 +165,7 @@ class ClipDataset(Dataset, abc.ABC):
         state = self.__dict__.copy()
         if not _spawning():
             state["_num_skipped"] = _Plain(self.num_skipped)
+            state["_requests"] = _PlainArray(list(self._requests))
         return state
 
 
@@ -157,6 +197,13 @@ class _Plain:
 
     def __init__(self, value: int):
         self.value = value
+
+    def get_lock(self):
+        return contextlib.nullcontext()
+
+
+class _PlainArray(list):
+    """A stand-in for ``multiprocessing.Array`` in a plain pickled copy."""
 
     def get_lock(self):
         return contextlib.nullcontext()

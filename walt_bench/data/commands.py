@@ -28,6 +28,12 @@ def register(subparsers) -> None:
     synth.add_argument("--classes", type=int, default=10, help="number of classes (1..100; default 10)")
     synth.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
     synth.add_argument("--size", type=int, default=64, help="frame height = width, even (default 64)")
+    synth.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a folder that already holds other files (default: refuse a non-empty folder that is not "
+        "the same synthetic dataset)",
+    )
     synth.set_defaults(handler=run_synth)
 
     check = sub.add_parser(
@@ -54,6 +60,7 @@ def run_synth(args: argparse.Namespace) -> int:
         num_classes=args.classes,
         frames=args.frames,
         size=args.size,
+        overwrite=args.overwrite,
     )
     print(
         f"wrote {args.classes} classes x {args.videos} videos ({args.frames} frames, {args.size}x{args.size}) "

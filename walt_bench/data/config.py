@@ -63,3 +63,10 @@ class DataConfig(Section):
         description="Training replaces an unreadable file by the next readable item, with a warning and a "
         "counter (dataset.num_skipped), instead of crashing. False: raise DataError naming the file.",
     )
+    max_unreadable_fraction: Probability = Field(
+        0.1,
+        description="Reading stops with an error naming the last bad file when more than this fraction of an "
+        "epoch's items were unreadable (then the data is broken, and skipping would silently bias training). "
+        "Applies to training, `tokenizer encode` and reference statistics. Paper is silent; 0.1: far above the "
+        "few damaged files of a real UCF-101/Kinetics download, far below a broken copy.",
+    )

@@ -49,6 +49,7 @@ class ImageFolder(ClipDataset):
         height: int = 256,
         width: int = 256,
         skip_unreadable: bool = True,
+        max_unreadable_fraction: float = 0.1,
     ):
         directory = Path(directory)
         if not directory.is_dir():
@@ -83,7 +84,12 @@ class ImageFolder(ClipDataset):
             raise DataError(
                 f"{directory}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in its class folders"
             )
-        super().__init__(samples, list(classes), skip_unreadable=skip_unreadable)
+        super().__init__(
+            samples,
+            list(classes),
+            skip_unreadable=skip_unreadable,
+            max_unreadable_fraction=max_unreadable_fraction,
+        )
         self.directory, self.num_frames, self.height, self.width = directory, num_frames, height, width
         self.by_class: list[list[int]] = [[] for _ in classes]
         for i, (_, label) in enumerate(samples):

@@ -77,6 +77,7 @@ class Kinetics600(VideoClipDataset):
         width: int = 128,
         clip_sampling: str = "random",
         skip_unreadable: bool = True,
+        max_unreadable_fraction: float = 0.1,
     ):
         root = Path(root)
         if not root.is_dir():
@@ -121,7 +122,9 @@ class Kinetics600(VideoClipDataset):
             raise DataError(
                 f"Kinetics-600 {split} under {root}: none of the {len(chosen)} annotated clips exists"
             )
-        super().__init__(samples, classes, skip_unreadable=skip_unreadable)
+        super().__init__(
+            samples, classes, skip_unreadable=skip_unreadable, max_unreadable_fraction=max_unreadable_fraction
+        )
         self.root, self.split, self.annotations = root, split, csv_path
         self.num_frames, self.frame_stride = num_frames, frame_stride
         self.height, self.width, self.clip_sampling = height, width, clip_sampling

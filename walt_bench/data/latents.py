@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from walt_bench.data.shards import save_npz_atomic
-from walt_bench.errors import DataError
+from walt_bench.errors import DataError, storage_error
 
 FORMAT_VERSION = 1
 
@@ -89,10 +89,12 @@ def write_latent_shard(
     *,
     dtype: str = "float32",
     skipped=lambda: 0,
+    unreadable: Sequence[Mapping[str, str]] = (),
 ) -> None:
-    """Shard ``k`` of a cache being written in ``folder``: the ``len(rows)`` clips of ``batches``
-    (``{"latent": (B, t, c, h, w), "label", "is_image", "index"}``), then its meta file (the completion mark).
-    ``skipped()`` is read at the end: unreadable files skipped while reading this shard's clips."""
+    """Shard ``k`` of a cache being written in ``folder``: the clips of ``batches`` read from source ``rows``
+    (``{"latent": (B, t, c, h, w), "label", "is_image", "index"}``; at most ``len(rows)``, fewer when unreadable
+    files were left out), then its meta file (the completion mark). ``skipped()`` is read at the end: unreadable
+    files left out while reading this shard's rows; ``unreadable`` their paths and reasons."""
     folder = Path(folder)
     stats, done, out = ChannelStats(), 0, None
     labels, is_image, index = [], [], []
@@ -115,11 +117,20 @@ def write_latent_shard(
         labels.append(_to_numpy(batch["label"]).astype(np.int64).reshape(-1))
         is_image.append(_to_numpy(batch["is_image"]).astype(bool).reshape(-1))
         index.append(_to_numpy(batch["index"]).astype(np.int64).reshape(-1))
-    if done != len(rows):
-        raise ValueError(f"shard {k}: {done} clips for the {len(rows)} of rows {rows.start}..{rows.stop}")
-    out.flush()
-    del out
-    os.replace(tmp, folder / shard_file(k))
+    if out is None:  # every clip of these rows was unreadable
+        np.save(tmp.with_suffix(".npy"), np.zeros((0,), dtype=dtype))
+        os.replace(tmp.with_suffix(".npy"), folder / shard_file(k))
+    elif done < len(rows):  # unreadable clips were left out: keep only the rows written
+        out.flush()
+        kept = tmp.with_name(tmp.name + ".kept.npy")
+        np.save(kept, out[:done])
+        del out
+        tmp.unlink()
+        os.replace(kept, folder / shard_file(k))
+    else:
+        out.flush()
+        del out
+        os.replace(tmp, folder / shard_file(k))
     save_npz_atomic(
         _meta_path(folder, k),
         start=np.int64(rows.start),
@@ -131,6 +142,8 @@ def write_latent_shard(
         sumsq=stats.sumsq,
         n=np.int64(stats.n),
         skipped=np.int64(skipped()),
+        count=np.int64(done),
+        unreadable=np.array(json.dumps(list(unreadable))),
     )
 
 
@@ -166,42 +179,61 @@ def finish_latent_cache(
         raise DataError(
             f"latent cache {path}: shards {missing} were not written; run the encode again to finish"
         )
-    stats, shards, skipped, shape = ChannelStats(), [], 0, None
+    stats, shards, skipped, shape, unreadable = ChannelStats(), [], 0, None, []
     labels, is_image, index = [], [], []
     for k, rows in enumerate(plan):
         with np.load(_meta_path(folder, k)) as m:
-            stats.merge(ChannelStats(m["sum"], m["sumsq"], int(m["n"])))
+            if int(m["n"]):
+                stats.merge(ChannelStats(m["sum"], m["sumsq"], int(m["n"])))
             labels.append(m["label"])
             is_image.append(m["is_image"])
             index.append(m["index"])
             skipped += int(m["skipped"])
+            written = int(m["count"]) if "count" in m else len(rows)
+            unreadable += json.loads(str(m["unreadable"])) if "unreadable" in m else []
+        if not written:
+            continue
         own = tuple(np.load(folder / shard_file(k), mmap_mode="r").shape[1:])
         if shape is not None and own != shape:
             raise DataError(f"latent cache {path}: shard {k} holds latents {own}, earlier shards {shape}")
         shape = own
-        shards.append({"file": shard_file(k), "count": len(rows)})
+        shards.append({"file": shard_file(k), "count": written})
+    if shape is None:
+        raise DataError(f"latent cache {path}: no readable clip in the split ({skipped} unreadable)")
     mean, std = stats.result()
     np.save(folder / "labels.npy", np.concatenate(labels))
     np.save(folder / "is_image.npy", np.concatenate(is_image))
     np.save(folder / "index.npy", np.concatenate(index))
     manifest = {
         "format_version": FORMAT_VERSION,
-        "count": sum(len(r) for r in plan),
+        "count": sum(s["count"] for s in shards),
         "latent_shape": list(shape),
         "dtype": dtype,
         "shards": shards,
         "stats": {"mean": mean, "std": std, "num_elements_per_channel": stats.n},
         "num_skipped": skipped,
+        "unreadable": unreadable,
         **dict(metadata or {}),
     }
     for k in range(len(plan)):
         _meta_path(folder, k).unlink()
     (folder / "plan.json").unlink(missing_ok=True)
-    (folder / "stats.json").write_text(json.dumps({"mean": mean, "std": std}, indent=2))
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(folder, path)
+    old = path.with_name(path.name + ".old")
+    try:
+        (folder / "stats.json").write_text(json.dumps({"mean": mean, "std": std}, indent=2))
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if path.exists():  # the old cache stays whole until the new one is in place
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(folder, path)
+    except BaseException as exc:  # a full disk names the cache; the old cache comes back
+        if old.exists() and not path.exists():
+            os.replace(old, path)
+        friendly = storage_error(exc, path, "the latent cache")
+        if friendly is not None:
+            raise friendly from exc
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return manifest
 
 

@@ -56,6 +56,7 @@ def build_dataset(cfg: DataConfig, split: str | None = None) -> Dataset:
         width=cfg.width,
         clip_sampling=cfg.clip_sampling,
         skip_unreadable=cfg.skip_unreadable,
+        max_unreadable_fraction=cfg.max_unreadable_fraction,
     )
     if cfg.dataset == "ucf101":
         dataset: ClipDataset = UCF101(cfg.root, split, fold=cfg.fold, **clip)
@@ -69,6 +70,7 @@ def build_dataset(cfg: DataConfig, split: str | None = None) -> Dataset:
             height=cfg.height,
             width=cfg.width,
             skip_unreadable=cfg.skip_unreadable,
+            max_unreadable_fraction=cfg.max_unreadable_fraction,
         )
     if cfg.num_classes and cfg.num_classes != len(dataset.classes):
         raise DataError(
@@ -82,6 +84,7 @@ def build_dataset(cfg: DataConfig, split: str | None = None) -> Dataset:
             height=cfg.height,
             width=cfg.width,
             skip_unreadable=cfg.skip_unreadable,
+            max_unreadable_fraction=cfg.max_unreadable_fraction,
         )
         return JointDataset(dataset, images, null_label=cfg.num_classes)
     return dataset
@@ -193,7 +196,24 @@ class InfiniteLoader:
             worker_init_fn=worker_init_fn if self.num_workers else None,
             prefetch_factor=2 if self.num_workers else None,
         )
-        yield from loader
+        try:
+            yield from loader
+        except DataError as exc:
+            raise DataError(worker_message(exc)) from None
+
+
+def worker_message(exc: BaseException) -> str:
+    """The original message of an error that a DataLoader worker raised (the loader prefixes it with the
+    worker's traceback, which the CLI must not print)."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()
+    for i in range(len(last) - 1, -1, -1):  # the final "pkg.Error: message" line(s) of the traceback
+        head, sep, rest = last[i].partition("Error: ")
+        if sep and not last[i].startswith(" ") and "." in head:
+            return "\n".join([rest, *last[i + 1 :]]).strip()
+    return text
 
 
 def build_loader(

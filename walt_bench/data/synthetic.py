@@ -154,6 +154,31 @@ def fold_test_groups(fold: int, groups: int) -> set[int]:
     return {g for g in range(1, groups + 1) if (g - 1) * 3 // groups == fold - 1}
 
 
+def _check_destination(out: Path, meta: dict, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; give a new or empty folder for the dataset")
+    if overwrite or not out.exists() or not any(out.iterdir()):
+        return
+    previous = None
+    try:
+        previous = json.loads((out / "synthetic.json").read_text())
+    except (OSError, ValueError):
+        pass
+    if previous == meta:
+        return  # the same synthetic dataset: writing it again gives the same bytes
+    what = (
+        "a synthetic dataset written with other arguments"
+        if previous is not None
+        else "a UCF-101 root (its class and split lists would be overwritten)"
+        if (out / "ucfTrainTestlist").is_dir() or (out / "UCF-101").is_dir()
+        else "other files"
+    )
+    raise UserError(
+        f"--out {out} is not empty: it holds {what}. Give a new or empty folder, or pass --overwrite to write "
+        "the synthetic dataset into it anyway (files of the same names are replaced, others are kept)."
+    )
+
+
 def synthesize(
     out_dir: str | Path,
     videos: int = 6,
@@ -163,8 +188,13 @@ def synthesize(
     frames: int = 32,
     size: int = 64,
     fps: int = 25,
+    overwrite: bool = False,
 ) -> Path:
-    """Write the synthetic dataset (``videos`` per class) in UCF-101's layout under ``out_dir``; return it."""
+    """Write the synthetic dataset (``videos`` per class) in UCF-101's layout under ``out_dir``; return it.
+
+    ``out_dir`` must be missing or empty, or hold a synthetic dataset written with the same arguments (written
+    again, byte for byte); anything else (e.g. a real UCF-101 root, whose class and split lists would be
+    overwritten) is refused unless ``overwrite``."""
     from walt_bench.data.video_io import write_video
 
     if not 1 <= num_classes <= MAX_CLASSES:
@@ -176,8 +206,23 @@ def synthesize(
     if size < 8 or size % 2 or frames < 1:
         raise UserError(f"size={size}, frames={frames}: need an even size >= 8 and frames >= 1")
     out = Path(out_dir)
+    meta = {
+        "generator": "walt_bench.data.synthetic",
+        "seed": seed,
+        "videos_per_class": videos,
+        "frames": frames,
+        "size": size,
+        "fps": fps,
+        "classes": [class_spec(c) for c in range(num_classes)],
+    }
+    _check_destination(out, meta, overwrite)
     lists = out / "ucfTrainTestlist"
-    lists.mkdir(parents=True, exist_ok=True)
+    try:
+        lists.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"--out {out}: cannot create the dataset folder there ({exc.strerror or exc})"
+        ) from None
     specs = [class_spec(c) for c in range(num_classes)]
     train: dict[int, list[str]] = {1: [], 2: [], 3: []}
     test: dict[int, list[str]] = {1: [], 2: [], 3: []}
@@ -196,14 +241,5 @@ def synthesize(
     for fold in (1, 2, 3):
         (lists / f"trainlist0{fold}.txt").write_text("".join(line + crlf for line in train[fold]))
         (lists / f"testlist0{fold}.txt").write_text("".join(line + crlf for line in test[fold]))
-    meta = {
-        "generator": "walt_bench.data.synthetic",
-        "seed": seed,
-        "videos_per_class": videos,
-        "frames": frames,
-        "size": size,
-        "fps": fps,
-        "classes": specs,
-    }
     (out / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out

@@ -83,6 +83,7 @@ class UCF101(VideoClipDataset):
         width: int = 128,
         clip_sampling: str = "random",
         skip_unreadable: bool = True,
+        max_unreadable_fraction: float = 0.1,
     ):
         root = Path(root)
         videos, lists = root / "UCF-101", root / "ucfTrainTestlist"
@@ -116,7 +117,9 @@ class UCF101(VideoClipDataset):
             )
         if not samples:
             raise DataError(f"UCF-101 {split} (fold {fold}) under {root}: no listed video exists")
-        super().__init__(samples, classes, skip_unreadable=skip_unreadable)
+        super().__init__(
+            samples, classes, skip_unreadable=skip_unreadable, max_unreadable_fraction=max_unreadable_fraction
+        )
         self.root, self.split, self.fold = root, split, fold
         self.num_frames, self.frame_stride = num_frames, frame_stride
         self.height, self.width, self.clip_sampling = height, width, clip_sampling

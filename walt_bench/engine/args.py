@@ -12,6 +12,17 @@ from __future__ import annotations
 import argparse
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the option and exits 2 otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a step >= 1, got {value}")
+    return value
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--resume``, ``--allow-spec-mismatch``, ``--stop-at-step`` and ``--no-progress`` to a trainer's parser
     (``walt-bench train`` and ``walt-bench tokenizer train`` take the same flags)."""
@@ -30,7 +41,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stop-at-step",
-        type=int,
+        type=positive_int,
+        metavar="STEP",
         default=None,
         help="End this invocation after this step with a checkpoint (resume later with --resume auto).",
     )

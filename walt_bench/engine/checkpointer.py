@@ -5,6 +5,10 @@
     start, extra, resumed_from = ckpt.resume(states, "auto")      # (0, {}, None) on a fresh start
     ckpt.save(states, step, data_position, extra)                 # collective; rank 0 writes atomically
 
+``resume="auto"`` takes the newest checkpoint that verifies: a truncated, empty or bit-flipped newer one is
+moved to ``checkpoints/corrupt/`` with a warning naming it, and the previous one is used. An explicit path that
+fails verification is an error (the user asked for that file).
+
 ``states`` are the loop's per-part states (``.part.name``, ``.raw``, ``.optimizer``, ``.scheduler``, ``.ema``).
 The file format and atomic write are in ``engine/checkpoint.py``.
 """
@@ -12,7 +16,9 @@ The file format and atomic write are in ``engine/checkpoint.py``.
 from __future__ import annotations
 
 import os
+import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,7 +102,7 @@ class Checkpointer:
                 "world_size": self.info.world_size,
                 "extra": dict(extra),
             }
-            path = ckpt_io.atomic_save(obj, ckpt_io.checkpoint_path(self.dir, step))
+            path = ckpt_io.save_checkpoint(obj, ckpt_io.checkpoint_path(self.dir, step))
             ckpt_io.prune_checkpoints(self.dir, self.keep_last)
         barrier(self.info)
         return path
@@ -117,22 +123,21 @@ class Checkpointer:
         if resume == "never" and self.info.is_main:
             self.set_aside(set_aside_with)
         barrier(self.info)
-        path = (
-            None
-            if resume == "never"
-            else ckpt_io.latest_checkpoint(self.dir)
-            if resume == "auto"
-            else Path(resume)
-        )
+        if resume == "never":
+            path, ckpt = None, None
+        elif resume == "auto":
+            # rank 0 picks the newest checkpoint that verifies (setting corrupt ones aside); the others load it
+            path, ckpt = self._newest_good() if self.info.is_main else (None, None)
+            chosen = all_gather_objects(None if path is None else str(path), self.info)[0]
+            path = Path(chosen) if chosen is not None else None
+        else:
+            path, ckpt = Path(resume), None
         if path is None:
             seed_everything(derive_seed(seed, self.info.rank))
             return 0, {}, None
-        ckpt = ckpt_io.load_checkpoint(
-            path,
-            identity=self.identity,
-            identity_fields=self.identity_fields,
-            allow_spec_mismatch=allow_spec_mismatch,
-        )
+        if ckpt is None:
+            ckpt = ckpt_io.read_verified(path)
+        ckpt = ckpt_io.check_identity(ckpt, path, self.identity, self.identity_fields, allow_spec_mismatch)
         self._load(states, ckpt, path)
         step = int(ckpt["step"])
         if ckpt["world_size"] == self.info.world_size:
@@ -140,6 +145,23 @@ class Checkpointer:
         else:
             seed_everything(derive_seed(seed, self.info.rank, step))
         return step, dict(ckpt.get("extra") or {}), str(path)
+
+    def _newest_good(self) -> tuple[Path | None, dict[str, Any] | None]:
+        """The newest checkpoint here whose file verifies, read; corrupt newer ones go to ``corrupt/`` with a
+        warning. ``(None, None)`` when there is none."""
+        for _, path in reversed(ckpt_io.list_checkpoints(self.dir)):
+            try:
+                ckpt = ckpt_io.read_verified(path)
+            except ckpt_io.CorruptCheckpointError as exc:
+                dest = self.dir / "corrupt" / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+                dest.parent.mkdir(exist_ok=True)
+                path.rename(dest)
+                msg = f"{exc} Moved it to {dest} and trying the previous checkpoint."
+                print(f"warning: {msg}", file=sys.stderr, flush=True)
+                warnings.warn(msg, RuntimeWarning, stacklevel=3)
+                continue
+            return path, ckpt
+        return None, None
 
     @staticmethod
     def _load(states: Sequence[Any], ckpt: Mapping[str, Any], path: Path) -> None:
@@ -166,8 +188,14 @@ class Checkpointer:
         old = [p for _, p in ckpt_io.list_checkpoints(self.dir)] + [Path(a) for a in also if Path(a).exists()]
         if not old:
             return None
-        dest = self.dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        dest.mkdir(parents=True, exist_ok=True)
+        stem = f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        for n in range(1000):  # a fresh folder: never rename over an earlier set-aside run's files
+            dest = self.dir / (stem if n == 0 else f"{stem}-{n}")
+            try:
+                dest.mkdir(parents=True)
+                break
+            except FileExistsError:
+                continue
         for p in old:
             p.rename(dest / p.name)
         return dest

@@ -81,6 +81,13 @@ class TrainConfig(Section):
         description="Before this step the EMA is a plain copy of the weights; decay applies from here on. "
         "Paper is silent; 0. Set it in short runs so the EMA does not average in the random init.",
     )
+    max_bad_steps: NonNegativeInt = Field(
+        3,
+        description="Optimizer steps with a non-finite (NaN/Inf) loss or gradient norm that are skipped over the "
+        "whole run (gradients zeroed, no parameter, optimizer, schedule or EMA update, logged as 'skipped') before "
+        "the next one stops the run with diagnostics; 0 stops at the first. Paper is silent; we choose 3: an "
+        "isolated bf16 overflow or bad batch costs one step, while a diverging run stops within a few steps.",
+    )
     # -- numerics and speed ----------------------------------------------------------------------
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",

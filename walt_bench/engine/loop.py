@@ -74,10 +74,17 @@ Tokenizer GAN (two parts, own optimizers, discriminator from step ``disc_start``
 first ``start_batch`` of them: the loop passes ``step * grad_accum_steps`` (0 on a fresh start), i.e. the
 data contract's ``build_loader(..., rank, world_size, start_step=start_batch)`` with the micro-batch size
 from :func:`walt_bench.engine.micro_batch_size`. Run with ``python -m ...`` for one process or
-``torchrun --nproc_per_node N ...`` for DDP/FSDP2. A non-finite loss or gradient norm raises
-:class:`NonFiniteLossError` (a ``UserError``: the CLI prints it and exits 2) and keeps the last good
-checkpoint. Checkpoints, metrics and the tracker are written by rank 0 only; ``summary.json`` records the
-final status on every exit (finished, stopped, nonfinite_loss, interrupted, failed).
+``torchrun --nproc_per_node N ...`` for DDP/FSDP2. A step with a non-finite loss or gradient norm is refused
+(no update) and logged (``{"step": k, "skipped": "nonfinite", ...}`` in metrics.jsonl); the
+``train.max_bad_steps + 1``-th such step of a run raises :class:`NonFiniteLossError` (a ``UserError``: the
+CLI prints it and exits 2) naming the part, the step and the last good checkpoint, which is kept.
+Checkpoints, metrics and the tracker are written by rank 0 only; ``summary.json`` records the final status on
+every exit (finished, stopped, nonfinite_loss, interrupted, failed).
+
+Rank 0 holds ``<run_dir>/lock`` for the whole run (a second trainer on the directory gets a ``UserError``
+naming the holder; a stale lock of a dead process is taken over with a warning) and, holding it, removes
+temporary files that a killed writer left behind. A loader with a ``num_skipped`` attribute (the data layer's)
+has its count of unreadable files skipped logged as ``data/skipped`` and stored in ``summary.json``.
 
 The parts: ``engine/step.py`` (forward/backward and the optimizer step with the non-finite guard),
 ``engine/checkpointer.py`` (save/resume), ``engine/metrics_logger.py`` (metrics.jsonl, tracker, best values).
@@ -85,6 +92,7 @@ The parts: ``engine/step.py`` (forward/backward and the optimizer step with the 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,16 +102,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from walt_bench.engine.checkpoint import remove_orphan_temps
 from walt_bench.engine.checkpointer import Checkpointer
 from walt_bench.engine.config import TrainConfig
-from walt_bench.engine.distributed import barrier, init_distributed, wrap_module
+from walt_bench.engine.distributed import all_gather_objects, init_distributed, wrap_module
 from walt_bench.engine.ema import EMA
 from walt_bench.engine.metrics_logger import MetricsLogger
 from walt_bench.engine.optim import build_optimizer, build_scheduler
-from walt_bench.engine.rundir import prepare_run_dir, versions, write_json_atomic
-from walt_bench.engine.step import NonFiniteLossError, StepContext, optimizer_step, train_step
+from walt_bench.engine.rundir import RunLock, prepare_run_dir, versions, write_json_atomic
+from walt_bench.engine.step import (
+    NonFiniteLossError,
+    NonFiniteStep,
+    StepContext,
+    optimizer_step,
+    train_step,
+)
 from walt_bench.engine.throughput import peak_flops, peak_memory_gib
 from walt_bench.engine.tracker import NullTracker
+from walt_bench.errors import UserError
 
 LossOutput = torch.Tensor | tuple[torch.Tensor, Mapping[str, Any]]
 __all__ = ["NonFiniteLossError", "Part", "StepContext", "TrainResult", "autocast_dtype", "train"]
@@ -159,24 +175,31 @@ def set_activation_checkpointing(module: nn.Module, enabled: bool) -> None:
             m.activation_checkpointing = enabled
 
 
-def _nonfinite_advice(last_checkpoint: str | None, run_dir: Path):
-    def message(step: int, values: dict[str, float]) -> str:
-        where = last_checkpoint or "(none yet)"
-        return (
-            f"non-finite loss or gradient at step {step}: {values}. The step was refused and the run stopped; the "
-            f"last good checkpoint is {where}. Resuming this run as it is replays the same data and noise, so it "
-            "will most likely meet the same step again. Change what defines the run (e.g. train.lr=<lower>, "
-            "train.grad_clip=1.0, train.precision=fp32 to rule out bf16 overflow) and train again: that is a "
-            "new run directory and starts from step 0"
-            + (
-                f"; to continue from the good checkpoint instead, add --resume {where} --allow-spec-mismatch."
-                if last_checkpoint
-                else "."
-            )
-            + f" Also check the data (`walt-bench data check --spec FILE`). Run directory: {run_dir}."
+def _nonfinite_advice(
+    bad: NonFiniteStep, bad_steps: Sequence[int], limit: int, last_checkpoint: str | None, run_dir: Path
+) -> str:
+    """The message of :class:`NonFiniteLossError`: what happened where, and commands that work."""
+    where = last_checkpoint or "(none yet)"
+    earlier = [s for s in bad_steps if s != bad.step]
+    return (
+        f"{bad}. "
+        f"The step was refused; this is bad step {len(bad_steps)} of the run (train.max_bad_steps={limit}"
+        + (f"; earlier skipped steps: {earlier[-10:]}" if earlier else "")
+        + f"), so the run stopped. The last good checkpoint is {where}. Resuming this run as it is replays the "
+        "same data and noise, so it will most likely meet the same step again. Change what defines the run "
+        "(e.g. train.lr=<lower>, train.grad_clip=1.0, train.precision=fp32 to rule out bf16 overflow, or a "
+        "larger train.max_bad_steps) and train again: that is a new run directory and starts from step 0"
+        + (
+            f"; to continue from the good checkpoint instead, add --resume {where} --allow-spec-mismatch."
+            if last_checkpoint
+            else "."
         )
+        + f" Also check the data (`walt-bench data check --spec FILE`). Run directory: {run_dir}."
+    )
 
-    return message
+
+def _notice(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -217,13 +240,83 @@ def train(
     if not parts or len({p.name for p in parts}) != len(parts):
         raise ValueError("train() needs at least one Part and unique part names")
     info = init_distributed(device)
-    accum = train_cfg.grad_accum_steps
-    dtype = autocast_dtype(train_cfg.precision, info.device)
     run_dir = Path(run_dir)
     tracker = tracker if tracker is not None and info.is_main else NullTracker()
+    lock, failure = RunLock(run_dir), None
     if info.is_main:
-        prepare_run_dir(run_dir, spec_dict)
-    barrier(info)
+        try:
+            lock.acquire()  # before anything in the directory is written
+            prepare_run_dir(run_dir, spec_dict)
+            orphans = remove_orphan_temps(run_dir / "checkpoints") + remove_orphan_temps(run_dir)
+        except BaseException as exc:
+            lock.release()
+            failure = exc
+        else:
+            if orphans:
+                _notice(
+                    f"removed {len(orphans)} temporary file(s) that a killed run left in {run_dir}: "
+                    + ", ".join(p.name for p in orphans[:5])
+                )
+    # every rank learns whether rank 0 could take the directory (instead of waiting for it at a barrier)
+    failed = all_gather_objects(None if failure is None else f"{type(failure).__name__}: {failure}", info)[0]
+    if failure is not None:
+        raise failure
+    if failed is not None:
+        raise UserError(f"rank 0 could not prepare the run directory {run_dir}: {failed}")
+    try:
+        return _train(
+            parts,
+            make_loader,
+            info=info,
+            run_dir=run_dir,
+            tracker=tracker,
+            train_cfg=train_cfg,
+            seed=seed,
+            identity=identity,
+            spec_dict=spec_dict,
+            identity_fields=identity_fields,
+            extra=extra,
+            resume=resume,
+            allow_spec_mismatch=allow_spec_mismatch,
+            tokens_per_sample=tokens_per_sample,
+            flops_per_sample=flops_per_sample,
+            eval_fn=eval_fn,
+            eval_every=eval_every,
+            higher_is_better=higher_is_better,
+            stop_at_step=stop_at_step,
+            progress=progress,
+            desc=desc,
+        )
+    finally:
+        lock.release()
+
+
+def _train(
+    parts,
+    make_loader,
+    *,
+    info,
+    run_dir,
+    tracker,
+    train_cfg,
+    seed,
+    identity,
+    spec_dict,
+    identity_fields,
+    extra,
+    resume,
+    allow_spec_mismatch,
+    tokens_per_sample,
+    flops_per_sample,
+    eval_fn,
+    eval_every,
+    higher_is_better,
+    stop_at_step,
+    progress,
+    desc,
+) -> TrainResult:
+    accum = train_cfg.grad_accum_steps
+    dtype = autocast_dtype(train_cfg.precision, info.device)
 
     # 1. modules, wrappers, optimizers, schedules, EMAs (same seed on every rank until here)
     states: list[_PartState] = []
@@ -284,8 +377,14 @@ def train(
     step, t_start = start, time.perf_counter()
     end_step = train_cfg.steps if stop_at_step is None else min(train_cfg.steps, stop_at_step)
 
+    bad_steps: list[int] = list(saved.get("bad_steps") or [])
+    loader_obj = make_loader(start * accum)
+    skipped_files = lambda: int(getattr(loader_obj, "num_skipped", 0) or 0)  # noqa: E731
+
     def save(at: int) -> None:
         record_extra["best"] = log.best
+        record_extra["bad_steps"] = list(bad_steps)
+        log.sync()  # the metrics up to this checkpoint are on disk before the checkpoint is
         if checkpointer.save(states, at, at * accum, record_extra) is not None:
             checkpoints[:] = checkpointer.paths()
 
@@ -310,12 +409,23 @@ def train(
             if tokens_per_sample and wall > 0
             else None,
             "world_size": info.world_size,
+            "bad_steps": list(bad_steps),
+            "unreadable_files_skipped": skipped_files(),
             "mlflow_run_id": tracker.run_id,
-            "provenance": {k: v for k, v in record_extra.items() if k not in ("best", "mlflow_run_id")},
+            "provenance": {
+                k: v for k, v in record_extra.items() if k not in ("best", "mlflow_run_id", "bad_steps")
+            },
             "versions": versions(),
         }
         if info.is_main:
-            write_json_atomic(run_dir / "summary.json", summary)
+            try:
+                write_json_atomic(run_dir / "summary.json", summary)
+            except (
+                Exception
+            ) as exc:  # e.g. the disk that stopped the run is still full: report, don't mask it
+                if status in ("finished", "stopped"):
+                    raise
+                _notice(f"could not write {run_dir / 'summary.json'} ({exc})")
             tracker.log_artifact(str(run_dir / "spec.yaml"))
             tracker.log_artifact(str(run_dir / "summary.json"))
             tracker.end(
@@ -326,23 +436,37 @@ def train(
         return summary
 
     # 4. steps
-    loader = iter(make_loader(start * accum))
+    loader = iter(loader_obj)
     try:
         for step in range(start, end_step):
             active = [s for s in states if step >= s.part.start_step]
             out = train_step(step, active, states, loader, info=info, seed=seed, accum=accum, dtype=dtype)
             log.count(out.samples)
-            last_good = checkpoints[-1] if checkpoints else None
-            norms, lrs = optimizer_step(
-                step, active, out, info=info, on_nonfinite=_nonfinite_advice(last_good, run_dir)
-            )
+            try:
+                norms, lrs = optimizer_step(step, active, out, info=info)
+            except NonFiniteStep as bad:
+                bad_steps.append(bad.step)
+                if len(bad_steps) > train_cfg.max_bad_steps:
+                    last_good = checkpoints[-1] if checkpoints else None
+                    raise NonFiniteLossError(
+                        _nonfinite_advice(bad, bad_steps, train_cfg.max_bad_steps, last_good, run_dir)
+                    ) from None
+                msg = (
+                    f"{bad}; step skipped (no update), bad step {len(bad_steps)} of at most "
+                    f"train.max_bad_steps={train_cfg.max_bad_steps}"
+                )
+                if info.is_main:
+                    _notice(msg)
+                    log.skipped(bad.step, bad.parts, bad.values)
+                norms, lrs = None, None
             done = step = step + 1
             bar.update(1)
-            if done % train_cfg.log_every == 0 or done == end_step:
+            if norms is not None and (done % train_cfg.log_every == 0 or done == end_step):
                 losses = {k: float(v) for k, v in out.losses.items()}
-                record = log.step(
-                    done, losses, norms, lrs, {k: float(v) for k, v in out.extras.items()}, parts[0].name
-                )
+                extras = {k: float(v) for k, v in out.extras.items()}
+                if skipped_files():
+                    extras["data/skipped"] = float(skipped_files())
+                record = log.step(done, losses, norms, lrs, extras, parts[0].name)
                 if "loss" in record:
                     bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
             if eval_fn is not None and eval_every and (done % eval_every == 0 or done == train_cfg.steps):

@@ -5,6 +5,7 @@
     log.count(batch_size)                                   # every micro-batch
     log.step(step, loss_sum, norms, lrs, extras, first="denoiser")   # a logged optimizer step
     log.eval(step, {"val/psnr": 24.1})                      # results of an eval_fn
+    log.skipped(step, ["denoiser"], {"denoiser": nan})      # a refused (non-finite) step
     log.best, log.last                                      # for summary.json and checkpoints
 
 Throughput (samples/s, tokens/s, MFU) is measured over the window since the previous logged step.
@@ -88,6 +89,24 @@ class MetricsLogger:
             self.tracker.log_metrics({k: v for k, v in record.items() if k != "step"}, step)
             self._track_best({"loss": record["loss"]} if "loss" in record else {}, step)
         return record
+
+    def skipped(self, step: int, parts: Sequence[str], values: Mapping[str, float]) -> None:
+        """Record a refused optimizer step (non-finite loss or gradient): ``{"step", "skipped", "parts", ...}``."""
+        if self.is_main:
+            self._log.write(
+                {
+                    "step": step,
+                    "skipped": "nonfinite",
+                    "parts": list(parts),
+                    **{k: str(v) for k, v in values.items()},
+                }
+            )
+            self.tracker.log_metrics({"skipped_steps": 1.0}, step)
+
+    def sync(self) -> None:
+        """Flush metrics.jsonl to disk (before a checkpoint is written)."""
+        if self._log is not None:
+            self._log.sync()
 
     def eval(self, step: int, results: Mapping[str, float]) -> None:
         results = {k: float(v) for k, v in results.items()}

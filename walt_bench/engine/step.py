@@ -3,14 +3,16 @@
 - :func:`train_step`: for each of ``grad_accum_steps`` micro-batches, call every active part's loss and
   back-propagate ``loss / grad_accum_steps`` into that part only; returns the summed losses and logged extras.
 - :func:`optimizer_step`: clip and measure each active part's gradient norm, refuse a non-finite loss or norm
-  (:class:`NonFiniteLossError`, raised on every rank, before any parameter changes), then step the optimizers,
-  schedulers and EMAs.
+  (:class:`NonFiniteStep`, raised on every rank after zeroing the gradients, before any parameter, optimizer,
+  scheduler or EMA state changes), then step the optimizers, schedulers and EMAs. The loop decides whether to
+  skip the refused step or to stop (``train.max_bad_steps``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,20 @@ from walt_bench.errors import UserError
 
 
 class NonFiniteLossError(UserError):
-    """A loss or gradient norm became NaN/Inf; the step was refused and the last good checkpoint is kept."""
+    """Too many steps had a NaN/Inf loss or gradient norm; the run stopped, the last good checkpoint is kept."""
+
+
+class NonFiniteStep(Exception):
+    """One optimizer step was refused: ``step`` is its 1-based number (``ctx.step + 1``, as metrics.jsonl and
+    checkpoints count), ``values`` its losses and gradient norms, ``parts`` the parts whose loss or norm is not
+    finite. Nothing changed but the (zeroed) gradients."""
+
+    def __init__(self, step: int, values: dict[str, float], parts: list[str]):
+        self.step, self.values, self.parts = step, values, parts
+        super().__init__(
+            f"non-finite loss or gradient at step {step} (ctx.step {step - 1}) in part(s) {', '.join(parts)}: "
+            f"{values}"
+        )
 
 
 @dataclass
@@ -152,17 +167,12 @@ def grad_norm(params: list[nn.Parameter], clip: float) -> torch.Tensor:
 
 
 def optimizer_step(
-    step: int,
-    active: Sequence[Any],
-    out: StepOutput,
-    *,
-    info: DistInfo,
-    on_nonfinite: Callable[[int, dict[str, float]], str],
+    step: int, active: Sequence[Any], out: StepOutput, *, info: DistInfo
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Clip, check and apply the gradients of ``out``; returns (grad norms, learning rates) per part.
 
-    A non-finite loss or gradient norm on any rank zeroes the gradients and raises :class:`NonFiniteLossError`
-    with the message ``on_nonfinite(step, values)`` returns; no parameter, optimizer or EMA state changes.
+    A non-finite loss or gradient norm on any rank zeroes the gradients and raises :class:`NonFiniteStep`
+    (on every rank); no parameter, optimizer, scheduler or EMA state changes.
     """
     norms = {
         s.part.name: grad_norm(list(s.raw.parameters()), s.cfg.grad_clip).to(info.device) for s in active
@@ -171,9 +181,14 @@ def optimizer_step(
     if any_true(not bool(torch.isfinite(check).all()), info):
         values = {k: float(v) for k, v in out.losses.items()}
         values.update({f"{k}/grad_norm": float(n) for k, n in norms.items()})
+        bad = [
+            s.part.name
+            for s in active
+            if not (math.isfinite(values[s.part.name]) and math.isfinite(values[f"{s.part.name}/grad_norm"]))
+        ]
         for s in active:
             s.optimizer.zero_grad(set_to_none=True)
-        raise NonFiniteLossError(on_nonfinite(step, values))
+        raise NonFiniteStep(step + 1, values, bad or ["(another rank)"])
     lrs = {s.part.name: s.optimizer.param_groups[0]["lr"] for s in active}
     for s in active:
         s.optimizer.step()

@@ -15,6 +15,10 @@ k mod world size into ``DIR.tmp``, each shard with its float64 per-channel sums;
 statistics exactly and writes the manifest (``walt_bench.data.latents``). Memory: one batch. A stopped encode
 resumes: rerun it and the finished shards in ``DIR.tmp`` are kept (``plan.json`` there names the cache identity,
 tokenizer and shard plan they belong to).
+
+Unreadable clips are left out, never replaced by a neighbour (which would duplicate clips and bias the
+normalisation stats): each is warned about by path, and the manifest lists them (``unreadable``) with their
+count (``num_skipped``). More than ``data.max_unreadable_fraction`` of the split unreadable stops the encode.
 """
 
 from __future__ import annotations
@@ -43,6 +47,35 @@ def tokenizer_provenance(spec, ckpt: Path) -> dict[str, Any]:
     }
 
 
+class ReadableOnly(torch.utils.data.Dataset):
+    """Items ``indices`` of a reader, read without substitution: an unreadable one becomes
+    ``{"unreadable": path, "reason": ...}`` (which :func:`collate_readable` sets apart)."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        from walt_bench.data.video_io import UnreadableFileError
+
+        try:
+            return self.dataset.read(self.indices[i])
+        except UnreadableFileError as err:
+            return {"unreadable": err.path, "reason": err.reason}
+
+
+def collate_readable(items: list[dict]) -> dict:
+    """:func:`~walt_bench.data.loader.collate` of the readable items, plus ``"unreadable": [{"path", "reason"}]``."""
+    from walt_bench.data.loader import collate
+
+    good = [it for it in items if "unreadable" not in it]
+    bad = [{"path": it["unreadable"], "reason": it["reason"]} for it in items if "unreadable" in it]
+    batch = collate(good) if good else {"index": torch.zeros(0, dtype=torch.long)}
+    return {**batch, "unreadable": bad}
+
+
 def encode_dataset(
     spec,
     *,
@@ -59,11 +92,11 @@ def encode_dataset(
     Under ``torchrun`` the shards are dealt to the ranks round-robin; rank 0 merges them (every rank returns the
     manifest). A stopped encode resumes from the shards in ``DIR.tmp``.
     """
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
     from walt_bench.data.latents import finish_latent_cache, finished_latent_shards, write_latent_shard
-    from walt_bench.data.loader import build_dataset, collate
+    from walt_bench.data.loader import build_dataset
     from walt_bench.data.shards import assign, plan_shards
     from walt_bench.engine.distributed import all_gather_objects, barrier, init_distributed
     from walt_bench.engine.rundir import versions
@@ -78,10 +111,8 @@ def encode_dataset(
     data_cfg = spec.data.model_copy(
         update={"image_root": None, "image_ratio": 0.0}
     )  # the split itself, no mixing
-    dataset = build_dataset(data_cfg, split=split)
-    if limit is not None:
-        dataset = Subset(dataset, range(min(limit, len(dataset))))
-    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    base = build_dataset(data_cfg, split=split)
+    count = min(limit, len(base)) if limit is not None else len(base)
     path = Path(out) if out else stage_dir(spec, "latents", split=split)
     made_with = tokenizer_provenance(spec, ckpt)
     if (path / "manifest.json").is_file() and not overwrite:
@@ -98,11 +129,11 @@ def encode_dataset(
             f"(sha256 {str(recorded.get('sha256'))[:12]}), but the spec's tokenizer is now {made_with['checkpoint']} "
             f"(sha256 {made_with['sha256'][:12]}). Re-encode with --overwrite."
         )
-    if len(dataset) == 0:
+    if count == 0:
         raise DataError(f"no latents to write to {path}: split {split} of {spec.data.dataset} has no clips")
     identity = stage_identity(spec.to_dict(), "latents", split=split)
     tmp = path.with_name(path.name + ".tmp")
-    plan = plan_shards(len(dataset), spec.tokenizer.cache_shard_size)
+    plan = plan_shards(count, spec.tokenizer.cache_shard_size)
     barrier(info)  # every rank has looked at the cache before rank 0 touches the work folder
     if info.is_main:
         _prepare_work_folder(tmp, identity, made_with["sha256"], plan, overwrite=overwrite)
@@ -114,6 +145,7 @@ def encode_dataset(
     todo = all_gather_objects(todo if info.is_main else None, info)[0]
     mine = assign(todo, info.rank, info.world_size)
 
+    unreadable: list[dict[str, str]] = []  # this rank's, for the fraction check
     # each shard is read in the same batches by whichever rank writes it: latents and stats do not depend on
     # the number of processes
     with tqdm(
@@ -124,24 +156,38 @@ def encode_dataset(
     ) as bar:
         for k in mine:
             loader = DataLoader(
-                Subset(dataset, plan[k]),
+                ReadableOnly(base, plan[k]),
                 batch_size=batch_size,
                 shuffle=False,
-                collate_fn=collate,
+                collate_fn=collate_readable,
                 num_workers=spec.data.num_workers,
             )
-            before = int(getattr(base, "num_skipped", 0))
+            bad: list[dict[str, str]] = []
 
-            def batches(loader=loader):
+            def batches(loader=loader, bad=bad):
                 for batch in loader:
+                    for item in batch["unreadable"]:
+                        bad.append(item)
+                        print(
+                            f"warning: skipping unreadable file {item['path']}: {item['reason']}",
+                            file=sys.stderr,
+                        )
+                        if len(unreadable) + len(bad) > spec.data.max_unreadable_fraction * count:
+                            raise DataError(
+                                f"{len(unreadable) + len(bad)} of the {count} clips of {split} are unreadable, more "
+                                f"than data.max_unreadable_fraction={spec.data.max_unreadable_fraction} (last: "
+                                f"{item['path']}); the cache was not finished. Run `walt-bench data check --spec "
+                                "FILE` to list them all."
+                            )
+                    bar.update(len(batch["index"]) + len(batch["unreadable"]))
+                    if not len(batch["index"]):
+                        continue
                     with torch.no_grad():
                         z = model.encode(batch["video"].to(device)).float().cpu()
-                    bar.update(len(z))
                     yield {"latent": z, **{key: batch[key] for key in ("label", "is_image", "index")}}
 
-            write_latent_shard(
-                tmp, k, plan[k], batches(), skipped=lambda b=before: int(getattr(base, "num_skipped", 0)) - b
-            )
+            write_latent_shard(tmp, k, plan[k], batches(), skipped=lambda bad=bad: len(bad), unreadable=bad)
+            unreadable.extend(bad)
 
     barrier(info)
     manifest = None
