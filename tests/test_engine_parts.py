@@ -16,7 +16,7 @@ from walt_bench.engine.ema import EMA
 from walt_bench.engine.loop import Part, _PartState
 from walt_bench.engine.metrics_logger import MetricsLogger
 from walt_bench.engine.optim import build_optimizer, build_scheduler
-from walt_bench.engine.step import NonFiniteLossError, optimizer_step, train_step
+from walt_bench.engine.step import NonFiniteStep, optimizer_step, train_step
 from walt_bench.engine.tracker import NullTracker
 
 
@@ -63,7 +63,7 @@ def test_optimizer_step_updates_and_reports_the_norm_and_lr():
     out = train_step(0, [s], [s], iter(make_loader()(0)), info=INFO, seed=1, accum=1, dtype=None)
     before = [p.detach().clone() for p in s.raw.parameters()]
     expected = torch.nn.utils.get_total_norm([p.grad for p in s.raw.parameters()])
-    norms, lrs = optimizer_step(0, [s], out, info=INFO, on_nonfinite=lambda step, v: "bad")
+    norms, lrs = optimizer_step(0, [s], out, info=INFO)
     assert norms["net"] == pytest.approx(float(expected)) and lrs["net"] == pytest.approx(1e-2)
     assert any(not torch.equal(a, p) for a, p in zip(before, s.raw.parameters()))
     assert all(p.grad is None for p in s.raw.parameters())
@@ -77,8 +77,9 @@ def test_optimizer_step_refuses_a_nonfinite_loss_and_changes_nothing():
     out = train_step(3, [s], [s], iter(make_loader()(0)), info=INFO, seed=1, accum=1, dtype=None)
     before = [p.detach().clone() for p in s.raw.parameters()]
     ema_before = {k: v.clone() for k, v in s.ema.state_dict().items()}
-    with pytest.raises(NonFiniteLossError, match="step 3 said"):
-        optimizer_step(3, [s], out, info=INFO, on_nonfinite=lambda step, v: f"step {step} said {v}")
+    with pytest.raises(NonFiniteStep, match=r"at step 4 \(ctx.step 3\) in part\(s\) net") as info:
+        optimizer_step(3, [s], out, info=INFO)
+    assert info.value.parts == ["net"] and info.value.step == 4
     assert all(torch.equal(a, p) for a, p in zip(before, s.raw.parameters()))
     assert all(torch.equal(ema_before[k], v) for k, v in s.ema.state_dict().items())
     assert s.scheduler.last_epoch == 0 and all(p.grad is None for p in s.raw.parameters())
@@ -87,7 +88,7 @@ def test_optimizer_step_refuses_a_nonfinite_loss_and_changes_nothing():
 def test_checkpointer_round_trips_weights_optimizer_and_step(tmp_path):
     s = _state()
     out = train_step(0, [s], [s], iter(make_loader()(0)), info=INFO, seed=1, accum=1, dtype=None)
-    optimizer_step(0, [s], out, info=INFO, on_nonfinite=lambda *a: "")
+    optimizer_step(0, [s], out, info=INFO)
     ckpt = Checkpointer(tmp_path, INFO, identity="abc", identity_fields={"x": 1}, spec_dict={}, keep_last=2)
     path = ckpt.save([s], 1, 1, {"note": "provenance"})
     fresh = _state(seed=5)

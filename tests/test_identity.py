@@ -42,6 +42,7 @@ def ids(overrides=(), path=None):
         "train.keep_last=9",
         "train.parallel=fsdp",
         "train.activation_checkpointing=true",
+        "train.max_bad_steps=9",
         "tracking.enabled=false",
         "data.num_workers=7",
         "description=prose",

@@ -60,6 +60,7 @@ TRAIN_NOT_IN_IDENTITY = (
     "activation_checkpointing",
     "parallel",
     "find_unused_parameters",
+    "max_bad_steps",  # a guard that stops a run: raising it lets a stopped run resume in the same folder
 )
 DIFFUSION_SAMPLING = (
     "diffusion.sample_steps",
