@@ -102,3 +102,16 @@ def test_every_stage_runs_and_status_then_shows_each_done(tmp_path, capsys):
     assert main(["status", "--spec", str(SMOKE), *over]) == 0
     table = capsys.readouterr().out.splitlines()
     assert [line.split()[:3][2] for line in table[1:]] == ["done"] * 5
+
+
+@pytest.mark.slow
+def test_demo_ends_with_the_report_of_its_table(tmp_path, monkeypatch, capsys):
+    from walt_bench import demo
+
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(SMOKE, [*TINY, f"data.root={tmp_path / 'syn'}", f"run.out_dir={tmp_path / 'runs'}"])
+    summary = demo.run_demo(spec)
+    report = Path(summary["look_at"]["report"])
+    table = (report.parent / "table3c.md").read_text()
+    assert "p_sc=0.9" in table and "FVD-synthetic" in table and "smoke" in table
+    assert "report (Table 3c" in capsys.readouterr().out

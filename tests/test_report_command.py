@@ -143,3 +143,19 @@ def test_the_report_package_never_imports_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_table_with_a_single_row_of_ours_has_no_ordering_and_still_renders(tmp_path):
+    """One variant cannot be ordered: tau is n/a (the orderings column holds None, not NaN)."""
+    from walt_bench.report.build import write_report
+    from walt_bench.report.results import metric_record, write_result
+
+    write_result(
+        tmp_path / "r" / "one.json",
+        table="3c",
+        variant="p_sc=0.9",
+        scale="smoke",
+        metrics={"fvd": metric_record("FVD-synthetic", 12.0, 64, "synthetic_fvd")},
+    )
+    write_report(tmp_path / "r", tmp_path / "out", ["3c"], plots=False)
+    assert "n/a" in (tmp_path / "out" / "orderings.md").read_text()

@@ -20,6 +20,11 @@ from walt_bench.cliargs import add_spec_args, spec_from_args
 from walt_bench.errors import UserError
 
 DEFAULT_SPEC = Path("experiments/smoke/default.yaml")
+DEMO_CELL = (
+    "3c",
+    "p_sc=0.9",
+)  # the smoke spec's row: Table 3c's default (also 3a p=1, 3b 5x8x8, 3d r=2, 3e full)
+RESULTS = Path("results/demo")
 
 
 def default_spec_path() -> Path:
@@ -62,12 +67,31 @@ def run_demo(spec) -> dict:
         "stages": stages,
     }
     run_dir = Path(stages["diffusion"]["run_dir"])
+    summary["look_at"]["report"] = str(write_demo_report(spec, record, run_dir / "report"))
     (run_dir / "demo.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"\ndemo finished in {summary['wall_s']:.0f} s; look at {summary['look_at']['samples_grid']}")
     for name, value in summary["metrics"].items():
         print(f"  {name}: {value['mean']:.3f}")
+    print(
+        f"report (Table {DEMO_CELL[0]}, smoke scale, beside the paper's numbers): {summary['look_at']['report']}"
+    )
+    if spec.tracking.enabled:
+        from walt_bench.tracking.mlflow import resolve_uri
+
+        print(f"MLflow UI: mlflow ui --backend-store-uri {resolve_uri(spec.tracking)} --host 127.0.0.1")
     print(f"metrics: {metrics_file}; record of the run: {run_dir / 'demo.json'}")
     return summary
+
+
+def write_demo_report(spec, record: dict, out: Path) -> Path:
+    """The demo's row as a result file and the report of its table; returns the report's index."""
+    from walt_bench.report.build import write_report
+    from walt_bench.stages import write_cell_result
+
+    table, variant = DEMO_CELL
+    write_cell_result(spec, record, RESULTS / f"{table}-demo.json", table=table, variant=variant)
+    write_report(RESULTS, out, [table])
+    return out / "README.md"
 
 
 def _demo(args: argparse.Namespace) -> int:

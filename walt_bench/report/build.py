@@ -74,8 +74,8 @@ def write_report(
 
 def _orderings_markdown(frame) -> str:
     shown = frame.copy()
-    shown["kendall_tau"] = [("n/a" if v != v else f"{v:+.2f}") for v in frame["kendall_tau"]]
-    shown["p_value"] = [("n/a" if v != v else f"{v:.2g}") for v in frame["p_value"]]
+    shown["kendall_tau"] = [("n/a" if v is None or v != v else f"{v:+.2f}") for v in frame["kendall_tau"]]
+    shown["p_value"] = [("n/a" if v is None or v != v else f"{v:.2g}") for v in frame["p_value"]]
     shown = shown.fillna("—")
     return (
         "# Orderings: ours vs the paper (Kendall τ-b over the variants both sides have)\n\n"
