@@ -96,6 +96,9 @@ def test_every_stage_runs_and_status_then_shows_each_done(tmp_path, capsys):
     stages.run_stages(spec, synthesize_missing=True, progress=False)
     states = {s.stage: s.state for s in stage_states(spec)}
     assert states == {s: "done" for s in ("tokenizer", "latents", "diffusion", "samples", "metrics")}
+    first = stages.run_stages(spec, progress=False)["stages"]["metrics"]["result"]
+    assert 0 <= first["CAS-synthetic"]["mean"] <= 1 and first["CAS-synthetic"]["N"] == 4
+    assert first["real"]["split"] == "test" and 0 <= first["real"]["CAS-synthetic"] <= 1
     again = stages.run_stages(spec, progress=False)["stages"]
     assert again["latents"]["reused"] and again["samples"]["reused"] and again["metrics"]["reused"]
     capsys.readouterr()

@@ -92,6 +92,7 @@ class MetricAccumulator:
         self.scores = (
             [InceptionScore(is_.num_classes, split or 1 << 62) for _ in range(repeats)] if is_ else []
         )
+        self.predictions: list[np.ndarray] = []  # top-1 class of every clip (CAS-synthetic)
 
     @property
     def total(self) -> int:
@@ -118,6 +119,7 @@ class MetricAccumulator:
                 self.features[repeat].append(out["features"][rows].astype(np.float32))
             if logits is not None:
                 self.scores[repeat].update(logits[rows])
+                self.predictions.append(np.asarray(logits[rows]).argmax(axis=1))
             start = stop
         self.seen += len(video)
 
@@ -243,7 +245,26 @@ def score_samples(
         else:
             result[proto.is_metric] = {**_summary(per_split), "N": per_repeat}
         result["is_extractor"] = is_.describe()
+    if proto.name == "synthetic_fvd" and is_ is not None:
+        result.update(_classification_scores(spec, settings, is_, acc, samples))
     return result
+
+
+def _classification_scores(spec, settings: Settings, classifier: Extractor, acc: MetricAccumulator, samples):
+    """CAS-synthetic of the generated clips against their conditioning labels, and the classifier's accuracy and
+    IS-synthetic on as many held-out real clips (``walt_bench/evaluation/cas.py``)."""
+    from walt_bench.evaluation.cas import accuracy, real_clip_scores, sample_labels
+
+    out: dict = {}
+    labels = sample_labels(samples, acc.seen)
+    predicted = np.concatenate(acc.predictions) if acc.predictions else np.zeros(0, np.int64)
+    if labels is not None and len(labels) == len(predicted) and spec.data.num_classes > 0:
+        out["CAS-synthetic"] = {"mean": accuracy(predicted, labels), "std": 0.0, "N": len(labels)}
+    try:
+        out["real"] = real_clip_scores(spec, classifier, settings, acc.per_repeat)
+    except UserError as exc:  # no held-out split to compare with
+        out["real"] = {"note": str(exc)}
+    return out
 
 
 def _kid(spec, acc: MetricAccumulator, ref, which: list[int], counts: dict) -> dict:
