@@ -66,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     from walt_bench.denoiser import commands as model_commands
     from walt_bench.diffusion import commands as diffusion_commands
     from walt_bench.evaluation import commands as eval_commands
+    from walt_bench.sweeps import commands as sweep_commands
     from walt_bench.tokenizer import commands as tokenizer_commands
+    from walt_bench.tracking import sync as tracking_sync
 
     parser = argparse.ArgumentParser(
         prog="walt-bench",
@@ -83,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         eval_commands,
         status,
         demo,
+        sweep_commands,
+        tracking_sync,
     ):
         module.register(subparsers)
     return parser
