@@ -62,7 +62,8 @@ def load_study(path: str | Path) -> StudyConfig:
     spec = (path.parent / study.spec).resolve()
     if not spec.is_file():
         raise UserError(f"{path}: spec {study.spec} does not exist (looked at {spec})")
-    return study.model_copy(update={"spec": os.path.relpath(spec)})
+    inside = Path.cwd().resolve() in spec.parents
+    return study.model_copy(update={"spec": os.path.relpath(spec) if inside else str(spec)})
 
 
 def study_name(study: StudyConfig, scale: str) -> str:
@@ -80,11 +81,14 @@ def variant_spec(study: StudyConfig, variant: str, scale: str, extra: list[str] 
 
 def open_storage(url: str, sweep):
     """RDB storage with heartbeats; a stale trial is re-enqueued while it has retries left."""
+    import warnings
+
     import optuna
 
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(
+    rdb = optuna.storages.RDBStorage(
         url,
         heartbeat_interval=sweep.heartbeat_s,
         grace_period=sweep.grace_s,
@@ -92,6 +96,7 @@ def open_storage(url: str, sweep):
             study, trial, sweep.max_retries, "worker lost: no heartbeat"
         ),
     )
+    return optuna.storages.get_storage(rdb)  # the cached storage a Study uses (claims must go through it)
 
 
 def requeue(study, trial, max_retries: int, why: str) -> bool:

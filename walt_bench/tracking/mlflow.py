@@ -35,6 +35,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import threading
 import time
 import uuid
@@ -51,6 +52,8 @@ MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value's length
 MAX_BATCH = 100  # params per log_batch call (MLflow limit)
 MAX_METRICS = 1000  # metrics per log_batch call (MLflow limit)
 PARENT_TAG = "mlflow.parentRunId"
+# Errors a retry cannot fix: the op is dropped with a warning instead of blocking the journal.
+PERMANENT_ERRORS = ("INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST", "INVALID_STATE")
 
 _CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "walt_bench_tracking", default=None
@@ -70,6 +73,7 @@ def flatten_params(d: Mapping[str, Any], prefix: str = "", max_len: int = MAX_PA
     out: dict[str, str] = {}
     for key, value in d.items():
         path = f"{prefix}.{key}" if prefix else str(key)
+        path = re.sub(r"[^\w\-. :/]", "_", path)  # the characters MLflow accepts in a key
         if isinstance(value, Mapping) and value:
             out.update(flatten_params(value, path, max_len))
         else:
@@ -241,10 +245,20 @@ class Journal:
                 self._send_metrics(client, metrics)
                 offset, i = ops[j - 1][0], j
             else:
-                self._apply(client, op, experiment_ids)
+                self._apply_or_drop(client, op, experiment_ids)
                 i += 1
             self.state["sent"] = offset
             self._save_state()
+
+    def _apply_or_drop(self, client, op: dict[str, Any], experiment_ids: dict[str, str]) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._apply(client, op, experiment_ids)
+        except MlflowException as exc:
+            if exc.error_code not in PERMANENT_ERRORS or op["op"] == "start":
+                raise
+            warnings.warn(f"MLflow rejected {op['op']} of run {self.state['run_id']}: {exc}", stacklevel=2)
 
     def _send_metrics(self, client, metrics: list[list[Any]]) -> None:
         from mlflow.entities import Metric
