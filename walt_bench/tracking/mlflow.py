@@ -131,11 +131,20 @@ def run_context(*, parent_run_id: str | None = None, tags: Mapping[str, str] | N
         _CONTEXT.reset(token)
 
 
+_OWN_ENV: set[str] = set()
+
+
 def limit_http_retries(timeout_s: float) -> None:
     """Send each MLflow HTTP request once with ``timeout_s`` (unless the user set MLflow's own variables):
     MLflow's defaults retry for minutes, and the journal retries anyway."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(math.ceil(timeout_s)))))
+    values = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(math.ceil(timeout_s)))),
+    }
+    for name, value in values.items():
+        if name not in os.environ or name in _OWN_ENV:
+            os.environ[name] = value
+            _OWN_ENV.add(name)
 
 
 def server_reachable(uri: str, timeout_s: float) -> bool:
@@ -465,6 +474,7 @@ class MlflowTracker(NullTracker):
             if self.journal.unsent() == 0:
                 return
             try:
+                limit_http_retries(self.timeout_s)
                 if not self._online and not server_reachable(self.uri, self.timeout_s):
                     raise ConnectionError(f"{self.uri}/health did not answer within {self.timeout_s:g} s")
                 self._online = True

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 
-def sync_journals(directory: str | Path, uri: str | None = None) -> dict[str, Any]:
+def sync_journals(directory: str | Path, uri: str | None = None, timeout_s: float = 30.0) -> dict[str, Any]:
     """Send every journal under ``directory``; returns ``{"sent": [run ids], "failed": {key: error},
     "busy": [keys]}``. Journals of runs that ended and were fully sent are removed."""
     from mlflow.tracking import MlflowClient
 
     from walt_bench.tracking.mlflow import Journal, limit_http_retries, server_reachable
 
-    limit_http_retries(5.0)
+    limit_http_retries(timeout_s)
     report: dict[str, Any] = {"sent": [], "failed": {}, "busy": []}
     clients: dict[str, Any] = {}
     experiments: dict[str, dict[str, str]] = {}
@@ -38,7 +38,7 @@ def sync_journals(directory: str | Path, uri: str | None = None) -> dict[str, An
                 report["busy"].append(journal.key)
                 continue
             try:
-                if not server_reachable(target, 5.0):
+                if not server_reachable(target, timeout_s):
                     raise ConnectionError(f"{target}/health did not answer")
                 client = clients.setdefault(target, MlflowClient(tracking_uri=target))
                 journal.send(client, experiments.setdefault(target, {}))
