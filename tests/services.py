@@ -111,8 +111,11 @@ class PostgresServer:
     """A PostgreSQL cluster in ``folder`` on 127.0.0.1 (Debian's ``postgresql`` package; as root the server runs
     as the ``postgres`` user, which it requires). ``url`` is a SQLAlchemy URL for database ``postgres``."""
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
+    def __init__(self):
+        # its own folder under /tmp: the server user must reach it (pytest's tmp_path is private to root)
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix="walt-pg-"))
         self.port = free_port()
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
 
@@ -138,7 +141,12 @@ class PostgresServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres")
-        run = lambda args: subprocess.run(self._as_pg(args), check=True, capture_output=True)  # noqa: E731
+
+        def run(args: list[str]) -> None:
+            done = subprocess.run(self._as_pg(args), capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{args[0]} failed: {done.stderr[-2000:]}")
+
         run([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"])
         opts = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
         run(
@@ -163,3 +171,4 @@ class PostgresServer:
             ),
             capture_output=True,
         )
+        shutil.rmtree(self.folder, ignore_errors=True)
