@@ -14,8 +14,8 @@ from walt_bench.evaluation.classifier import SyntheticVideoClassifier, save_clas
 from walt_bench.evaluation.config import EvalConfig
 from walt_bench.evaluation.evaluate import MetricAccumulator
 from walt_bench.evaluation.extractors import Extractor
-from walt_bench.evaluation.frechet import save_stats
 from walt_bench.evaluation.protocols import resolve
+from walt_bench.evaluation.statsfile import save_stats
 
 
 @pytest.fixture
@@ -25,8 +25,10 @@ def classifier_file(tmp_path):
     return save_classifier(model, tmp_path / "clf.pt", {"val_accuracy": None})
 
 
-def write_spec(tmp_path, **eval_fields) -> str:
-    lines = ["tracking:", "  enabled: false", "run:", f"  out_dir: {tmp_path / 'runs'}", "eval:"]
+def write_spec(tmp_path, frames: int = 5, size: int = 16, **eval_fields) -> str:
+    """A spec whose data geometry (what the synthetic protocol checks clips against) is frames x size x size."""
+    lines = ["tracking:", "  enabled: false", "run:", f"  out_dir: {tmp_path / 'runs'}"]
+    lines += ["data:", f"  num_frames: {frames}", f"  height: {size}", f"  width: {size}", "eval:"]
     lines += [f"  {k}: {v}" for k, v in eval_fields.items()]
     path = tmp_path / "spec.yaml"
     path.write_text("\n".join(lines) + "\n")

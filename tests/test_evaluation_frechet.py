@@ -7,13 +7,8 @@ import pytest
 from scipy import linalg
 
 from walt_bench.errors import DataError
-from walt_bench.evaluation.frechet import (
-    RunningStats,
-    feature_statistics,
-    frechet_distance,
-    load_stats,
-    save_stats,
-)
+from walt_bench.evaluation.frechet import RunningStats, feature_statistics, frechet_distance
+from walt_bench.evaluation.statsfile import load_stats, save_stats
 
 
 def reference_fd(mu1, s1, mu2, s2) -> float:
@@ -160,3 +155,26 @@ def test_non_finite_statistics_are_a_data_error():
     sigma[0, 0] = np.inf
     with pytest.raises(DataError, match="NaN or infinite"):
         frechet_distance(np.zeros(3), sigma, np.zeros(3), np.eye(3))
+
+
+def test_sample_bias_measurement_shrinks_with_n_and_brackets_the_true_distance():
+    from walt_bench.evaluation.sample_bias import measure
+
+    run = measure(dim=8, counts=[200, 3000], seed=0)
+    same, shifted = run["fd"]["same"], run["fd"]["shifted"]
+    assert same[3000] < same[200] and shifted[3000] < shifted[200]  # the upward bias shrinks with N
+    assert abs(shifted[3000] - run["true"]["shifted"]) < abs(shifted[200] - run["true"]["shifted"])
+
+
+def test_pooled_running_stats_equal_the_statistics_of_all_rows():
+    rng = np.random.default_rng(5)
+    parts = [rng.normal(size=(n, 4)) for n in (3, 7, 5)]
+    stats = []
+    for rows in parts:
+        s = RunningStats(4)
+        s.update(rows)
+        stats.append(s)
+    pooled = RunningStats.pooled(stats)
+    mu, sigma = feature_statistics(np.concatenate(parts))
+    np.testing.assert_allclose(pooled.mean, mu, rtol=1e-12)
+    np.testing.assert_allclose(pooled.covariance(), sigma, rtol=1e-10, atol=1e-14)

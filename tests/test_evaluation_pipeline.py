@@ -15,10 +15,11 @@ from walt_bench.cli import main
 from walt_bench.errors import DataError
 from walt_bench.evaluation.classifier import SyntheticVideoClassifier, save_classifier, train_classifier
 from walt_bench.evaluation.config import EvalConfig, ProtocolName
-from walt_bench.evaluation.evaluate import MetricAccumulator, fd_between, prepare
+from walt_bench.evaluation.evaluate import MetricAccumulator, fd_between, prepare, quantize
 from walt_bench.evaluation.extractors import Extractor, load_synthetic
-from walt_bench.evaluation.frechet import feature_statistics, frechet_distance, load_stats, save_stats
+from walt_bench.evaluation.frechet import feature_statistics, frechet_distance
 from walt_bench.evaluation.protocols import PROTOCOLS, resolve
+from walt_bench.evaluation.statsfile import load_stats, save_stats
 
 
 class StandInClips(torch.utils.data.Dataset):
@@ -29,7 +30,7 @@ class StandInClips(torch.utils.data.Dataset):
         self.labels = torch.arange(n) % 2
         sign = self.labels.float() * 2 - 1
         noise = torch.rand(n, frames, 3, size, size, generator=g) * 0.4 - 0.2
-        self.videos = (sign.view(n, 1, 1, 1, 1) * 0.5 + noise).clamp(-1, 1)
+        self.videos = quantize((sign.view(n, 1, 1, 1, 1) * 0.5 + noise).clamp(-1, 1))  # on uint8 levels
 
     def __len__(self):
         return len(self.videos)
@@ -61,8 +62,10 @@ def classifier_file(tmp_path):
     return save_classifier(model, tmp_path / "clf.pt", {"val_accuracy": None})
 
 
-def write_spec(tmp_path, **eval_fields) -> str:
-    lines = ["tracking:", "  enabled: false", "run:", f"  out_dir: {tmp_path / 'runs'}", "eval:"]
+def write_spec(tmp_path, frames: int = 5, size: int = 16, **eval_fields) -> str:
+    """A spec whose data geometry (what the synthetic protocol checks clips against) is frames x size x size."""
+    lines = ["tracking:", "  enabled: false", "run:", f"  out_dir: {tmp_path / 'runs'}"]
+    lines += ["data:", f"  num_frames: {frames}", f"  height: {size}", f"  width: {size}", "eval:"]
     lines += [f"  {k}: {v}" for k, v in eval_fields.items()]
     path = tmp_path / "spec.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -81,7 +84,7 @@ def test_k600_prepare_takes_16_frames_and_resizes_to_64():
     settings = resolve(EvalConfig(protocol="k600_fvd"))
     out = prepare(torch.zeros(2, 17, 3, 128, 128), settings)
     assert out.shape == (2, 16, 3, 64, 64)
-    with pytest.raises(DataError, match="16 frames"):
+    with pytest.raises(DataError, match="9 frames .*clips of 16 or 17 frames"):
         prepare(torch.zeros(1, 9, 3, 128, 128), settings)
 
 
@@ -209,6 +212,7 @@ def test_adm_style_reference_batch_of_images_is_featurised(tmp_path, classifier_
     np.savez(tmp_path / "sample_batch.npz", arr_0=images)
     spec = write_spec(
         tmp_path,
+        frames=1,
         protocol="synthetic_fvd",
         classifier_weights=classifier_file,
         reference_stats=tmp_path / "ref_batch.npz",
@@ -222,7 +226,7 @@ def test_adm_style_reference_batch_of_images_is_featurised(tmp_path, classifier_
 
 def test_fd_between_two_clip_streams_equals_fd_of_their_feature_statistics():
     settings = resolve(EvalConfig(protocol="synthetic_fvd"))
-    real, fake = torch.rand(20, 2, 3, 4, 4), torch.rand(20, 2, 3, 4, 4) * 0.5
+    real, fake = quantize(torch.rand(20, 2, 3, 4, 4)), quantize(torch.rand(20, 2, 3, 4, 4) * 0.5)
     value = fd_between(real.split(6), fake.split(7), identity_extractor(6), settings, 20, progress=False)
     feats = [v.mean(dim=(3, 4)).flatten(1)[:, :6].double().numpy() for v in (real, fake)]
     expected = frechet_distance(*feature_statistics(feats[0]), *feature_statistics(feats[1]))
@@ -245,7 +249,7 @@ def test_fd_between_two_clip_streams_equals_fd_of_their_feature_statistics():
     ],
 )
 def test_reference_cache_key_changes_with_what_changes_the_statistics(tmp_path, override):
-    from walt_bench.evaluation.evaluate import _cache_path
+    from walt_bench.evaluation.reference import _cache_path
     from walt_bench.spec import load_spec
 
     spec_file = write_spec(tmp_path, protocol="synthetic_fvd")
@@ -258,7 +262,7 @@ def test_reference_cache_key_changes_with_what_changes_the_statistics(tmp_path, 
 
 
 def test_reference_cache_key_changes_with_the_weights_and_the_file_list(tmp_path):
-    from walt_bench.evaluation.evaluate import _cache_path
+    from walt_bench.evaluation.reference import _cache_path
     from walt_bench.spec import load_spec
 
     spec = load_spec(write_spec(tmp_path, protocol="synthetic_fvd"))

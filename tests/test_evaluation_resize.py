@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from walt_bench.evaluation.resize import (
-    resize_bilinear_aligned,
-    resize_bilinear_antialias,
-    resize_bilinear_tf1,
-)
+from walt_bench.evaluation.resize import resize_bilinear_aligned, resize_bilinear_tf1
 
 
 def test_tf1_resize_upsamples_without_half_pixel_centres():
@@ -40,9 +36,8 @@ def test_aligned_resize_keeps_the_corner_pixels():
     np.testing.assert_allclose(resize_bilinear_aligned(x, (1, 5))[0].numpy(), [0.0, 1.5, 3.0, 4.5, 6.0])
 
 
-def test_antialiased_half_downsample_uses_the_widened_triangle():
-    # 2x downsampling: output j sits at input 2j + 0.5, kernel tri(x / 2) -> weights 1/8, 3/8, 3/8, 1/8.
-    x = torch.zeros(1, 8)
-    x[0, 3] = 8.0
-    out = resize_bilinear_antialias(x, (1, 4))[0].numpy()
-    np.testing.assert_allclose(out, [0.0, 3.0, 1.0, 0.0])
+def test_tf1_resize_128_to_64_keeps_every_other_pixel_of_noise():
+    # src = dst * 128 / 64 = 2 * dst exactly: weight 1 on pixel 2j, 0 on its neighbour (hand-computed TF1 values).
+    noise = torch.from_numpy(np.random.default_rng(0).integers(0, 256, size=(3, 128, 128))).float()
+    out = resize_bilinear_tf1(noise, (64, 64))
+    torch.testing.assert_close(out, noise[:, ::2, ::2], rtol=0, atol=0)

@@ -1,4 +1,5 @@
-"""PSNR and SSIM of reconstructions, checked against values computed by hand."""
+"""PSNR and SSIM of reconstructions (torchmetrics), checked against values computed by hand and against the
+hand-written implementation whose numbers earlier results report."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 
 from walt_bench.tokenizer.metrics import psnr, ssim
 
@@ -37,3 +40,34 @@ def test_psnr_is_averaged_per_frame():
     y[:, 0] += 0.2  # frame 0: 20 dB; frame 1: perfect (capped at MSE 1e-10 -> 100 dB)
     assert psnr(y, x).item() == pytest.approx((20.0 + 100.0) / 2, abs=1e-3)
     assert not math.isinf(psnr(x, x).item())
+
+
+def reported_psnr(x_hat, x):
+    """The hand-written PSNR that tokenizer results reported before torchmetrics (kept as the reference)."""
+    unit = lambda v: ((v.float() + 1) / 2).clamp(0, 1)
+    mse = (unit(x_hat) - unit(x)).pow(2).mean(dim=(2, 3, 4)).clamp_min(1e-10)
+    return (10 * torch.log10(1.0 / mse)).mean(dim=1)
+
+
+def reported_ssim(x_hat, x, window=11, sigma=1.5):
+    """The hand-written SSIM (valid 11x11 Gaussian windows, float64) that results reported before."""
+    unit = lambda v: ((v.double() + 1) / 2).clamp(0, 1)
+    a = rearrange(unit(x_hat), "b t c h w -> (b t c) 1 h w")
+    r = rearrange(unit(x), "b t c h w -> (b t c) 1 h w")
+    g = torch.exp(-((torch.arange(window, dtype=torch.float64) - (window - 1) / 2) ** 2) / (2 * sigma**2))
+    g = g / g.sum()
+    k = (g[:, None] * g[None, :])[None, None]
+    mu_a, mu_r = F.conv2d(a, k), F.conv2d(r, k)
+    var_a, var_r = F.conv2d(a * a, k) - mu_a**2, F.conv2d(r * r, k) - mu_r**2
+    cov = F.conv2d(a * r, k) - mu_a * mu_r
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_a * mu_r + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_r**2 + c1) * (var_a + var_r + c2))
+    return s.reshape(x.shape[0], -1).mean(dim=1).float()
+
+
+def test_torchmetrics_psnr_and_ssim_match_the_numbers_reported_before():
+    x = torch.rand(3, 2, 3, 20, 24) * 2 - 1
+    y = (x + 0.3 * torch.randn_like(x)).clamp(-1, 1)
+    y[0, 1] = x[0, 1]  # one exact frame: the 100 dB cap
+    torch.testing.assert_close(psnr(y, x), reported_psnr(y, x), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(ssim(y, x), reported_ssim(y, x), rtol=1e-5, atol=1e-6)

@@ -61,12 +61,14 @@ def _register_spec(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from walt_bench import demo, status
+    from walt_bench import demo, pipeline, status
+    from walt_bench.bench import commands as bench_commands
     from walt_bench.data import commands as data_commands
     from walt_bench.denoiser import commands as model_commands
     from walt_bench.diffusion import commands as diffusion_commands
     from walt_bench.evaluation import commands as eval_commands
     from walt_bench.sweeps import commands as sweep_commands
+    from walt_bench.report import commands as report_commands
     from walt_bench.tokenizer import commands as tokenizer_commands
     from walt_bench.tracking import sync as tracking_sync
 
@@ -84,15 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
         diffusion_commands,
         eval_commands,
         status,
+        report_commands,
+        pipeline,
         demo,
         sweep_commands,
         tracking_sync,
+        bench_commands,
     ):
         module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from walt_bench.bench.threads import configure_threads
+
+    # torch's intra-op threads = the cores this process may use, unless OMP_NUM_THREADS is set (a shared
+    # machine's default oversubscription made the pipeline 10-15x slower); before any handler imports torch
+    configure_threads()
     parser = build_parser()
     # Overrides may also follow options (`train --spec F a=1 --no-progress b=2`): argparse leaves the
     # later ones unparsed; take them when they are key=value, else let argparse report the error.

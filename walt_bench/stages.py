@@ -161,3 +161,97 @@ def run_stages(
             raise UserError(f"stage {i} ({name}) stopped: {exc}") from exc
         record["wall_s"][name] = round(time.perf_counter() - t0, 1)
     return record
+
+
+# -- results for the report ------------------------------------------------------------------------
+def _metric_key(label: str) -> str:
+    """The report's key for a metric label: FVD / FVD-synthetic -> fvd, IS* -> is, FID -> fid, rFVD* -> rfvd."""
+    head = label.split("-")[0]
+    return {"FVD": "fvd", "IS": "is", "FID": "fid", "rFVD": "rfvd", "KID": "kid"}.get(head, head.lower())
+
+
+def collect_metrics(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Report metric records (``walt_bench.report.results``) from a ``run_stages`` record."""
+    from walt_bench.report.results import metric_record
+
+    out: dict[str, dict[str, Any]] = {}
+    result = (record["stages"].get("metrics") or {}).get("result") or {}
+    protocol = (result.get("protocol") or {}).get("name")
+    for label in (result.get("metric"), (result.get("protocol") or {}).get("is_metric")):
+        if label and label in result:
+            values = result[label].get("values") or [result[label]["mean"]]
+            out[_metric_key(label)] = metric_record(label, values, result.get("num_samples", 1), protocol)
+    rfvd = (record["stages"].get("tokenizer_eval") or {}).get("rfvd")
+    if rfvd:
+        clips = record["stages"]["tokenizer_eval"].get("num_clips", 1)
+        out["rfvd"] = metric_record(rfvd["metric"], rfvd["value"], clips, "rfvd")
+    return out
+
+
+def collect_extra(spec, record: dict[str, Any]) -> dict[str, Any]:
+    """What else a table row reports: parameters (3d, 4), training throughput and peak memory (3b), final loss."""
+    from walt_bench.denoiser.info import count_parameters
+    from walt_bench.denoiser.model import build_denoiser
+
+    extra: dict[str, Any] = {"params_m": count_parameters(build_denoiser(spec, device="meta"))["total"] / 1e6}
+    run_dir = (record["stages"].get("diffusion") or {}).get("run_dir")
+    summary_file = Path(run_dir) / "summary.json" if run_dir else None
+    if summary_file is not None and summary_file.is_file():
+        summary = json.loads(summary_file.read_text())
+        sps = summary.get("samples_per_s")
+        extra["train_steps"] = summary.get("final_step")
+        if sps:
+            extra["steps_per_s"] = sps / spec.train.batch_size
+        if summary.get("final_loss") is not None:
+            extra["final_loss"] = summary["final_loss"]
+        peak = (summary.get("final_metrics") or {}).get("peak_mem_gib")
+        if peak:
+            extra["peak_mem_gib"] = peak
+    return extra
+
+
+def write_cell_result(
+    spec,
+    record: dict[str, Any],
+    path: str | Path,
+    *,
+    table: str,
+    variant: str,
+    spec_file: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    error: str | None = None,
+) -> Path:
+    """One result file (``walt_bench.result/1``) for the report from a ``run_stages`` record (or a failure)."""
+    from walt_bench.identity import stage_identities
+    from walt_bench.report.results import write_result
+
+    stages = record.get("stages", {}) if record else {}
+    identities = dict(stage_identities(spec))
+    samples = stages.get("samples") or {}
+    if samples.get("identity"):
+        identities["samples"] = samples["identity"]
+    metrics_path = Path((stages.get("metrics") or {}).get("path", ""))
+    if metrics_path.name.startswith("metrics-"):
+        identities["metrics"] = metrics_path.stem.removeprefix("metrics-")
+    artifacts = {}
+    if (stages.get("diffusion") or {}).get("run_dir"):
+        artifacts["metrics_jsonl"] = str(Path(stages["diffusion"]["run_dir"]) / "metrics.jsonl")
+    if samples.get("path"):
+        artifacts["samples_grid"] = str(Path(samples["path"]) / "grid.gif")
+        artifacts["samples_npz"] = str(Path(samples["path"]) / "samples.npz")
+    if (stages.get("tokenizer_eval") or {}).get("reconstructions"):
+        artifacts["reconstructions"] = stages["tokenizer_eval"]["reconstructions"]
+    return write_result(
+        path,
+        table=table,
+        variant=variant,
+        scale=spec.run.scale,
+        metrics=collect_metrics(record) if error is None else {},
+        spec=spec_file,
+        overrides=list(overrides),
+        identities=identities,
+        extra=collect_extra(spec, record) if error is None else {},
+        artifacts=artifacts,
+        status="complete" if error is None else "failed",
+        error=error,
+    )

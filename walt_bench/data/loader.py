@@ -164,7 +164,9 @@ def collate(items: list[dict]) -> dict:
     }
 
 
-def _worker_init(_worker_id: int) -> None:
+def worker_init_fn(_worker_id: int) -> None:
+    """One intra-op thread per loader worker: N workers beside the main process's threads would otherwise
+    oversubscribe the cores (torch's own worker loop does the same; this keeps it explicit for any loader)."""
     torch.set_num_threads(1)
 
 
@@ -188,7 +190,7 @@ class InfiniteLoader:
             batch_sampler=self.batch_sampler,
             num_workers=self.num_workers,
             collate_fn=collate,
-            worker_init_fn=_worker_init if self.num_workers else None,
+            worker_init_fn=worker_init_fn if self.num_workers else None,
             prefetch_factor=2 if self.num_workers else None,
         )
         yield from loader

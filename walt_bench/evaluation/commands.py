@@ -6,6 +6,7 @@ synthetic-data classifier.
     walt-bench eval stats --spec FILE --out F.npz [k=v ...]      real-data statistics (cached)
     walt-bench eval fd A.npz B.npz [--json]                      files like pytorch-fid's --save-stats
     walt-bench eval train-classifier --spec FILE [--out PATH] [k=v ...]
+    walt-bench eval convert-c3d c3d_ucf101.flax --out C3D.pt     MAGVIT's C3D checkpoint -> a state dict
 
 Sub-commands are parsed from the words after ``eval`` so that ``eval --spec F --samples D k=v`` works too.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from walt_bench.cliargs import add_spec_args, spec_from_args
 
-SUBCOMMANDS = ("run", "stats", "fd", "train-classifier")
+SUBCOMMANDS = ("run", "stats", "fd", "train-classifier", "convert-c3d")
 
 
 def _sub_parser(name: str) -> argparse.ArgumentParser:
@@ -28,6 +29,14 @@ def _sub_parser(name: str) -> argparse.ArgumentParser:
         parser.add_argument("a", metavar="A.npz")
         parser.add_argument("b", metavar="B.npz")
         parser.add_argument("--json", action="store_true", help="print a JSON object instead of the number")
+        return parser
+    if name == "convert-c3d":
+        parser.description = (
+            "Convert MAGVIT's flax C3D checkpoint (c3d_ucf101.flax) to a state dict the UCF-101 IS loads "
+            "(eval.c3d_weights). Reads arrays only; runs no code from the file."
+        )
+        parser.add_argument("source", metavar="C3D.flax")
+        parser.add_argument("--out", required=True, metavar="FILE.pt")
         return parser
     add_spec_args(parser)
     if name == "run":
@@ -76,15 +85,14 @@ def _dispatch(args: argparse.Namespace) -> int:
                 rest = [f"--{flag}", getattr(args, flag), *rest]
     sub = _sub_parser(name).parse_args(rest)
     sub.command_line = " ".join(["walt-bench", "eval", name, *rest])
-    return {"run": _run, "stats": _stats, "fd": _fd, "train-classifier": _train_classifier}[name](sub)
+    handlers = {"run": _run, "stats": _stats, "fd": _fd, "train-classifier": _train_classifier}
+    return {**handlers, "convert-c3d": _convert_c3d}[name](sub)
 
 
 def _device(spec):
-    import torch
+    from walt_bench.engine.distributed import resolve_device
 
-    if spec.run.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec.run.device)
+    return resolve_device(spec.run.device)
 
 
 def _provenance(spec, command: str) -> dict:
@@ -118,10 +126,11 @@ def evaluate_samples(
     spec, samples: str | Path, out: str | Path | None = None, *, progress: bool = True, command: str = ""
 ) -> dict:
     """Score ``samples`` under ``spec.eval``; write the metrics JSON and log it to MLflow when enabled."""
-    from walt_bench.evaluation.evaluate import score_samples
+    from walt_bench.evaluation.evaluate import check_sample_file, score_samples
     from walt_bench.evaluation.protocols import resolve
 
-    settings = resolve(spec.eval)
+    settings = resolve(spec.eval, spec.data)
+    check_sample_file(samples, settings)  # bad samples fail before any network loads
     fd, is_ = extractors_for(spec, settings, _device(spec))
     result = score_samples(spec, settings, fd, is_, samples, progress=progress)
     result.update(
@@ -168,8 +177,8 @@ def _log_mlflow(spec, result: dict, path: Path) -> None:
         },
     )
     metrics = {}
-    for name in (result["metric"], result["protocol"]["is_metric"]):
-        if name and name in result:
+    for name in (result["metric"], result["protocol"]["is_metric"], "KID"):
+        if name and result.get(name):
             metrics[name] = result[name]["mean"]
             metrics[f"{name}_std"] = result[name]["std"]
     tracker.log_metrics(metrics, step=0)
@@ -189,10 +198,16 @@ def _run(args) -> int:
     spec = spec_from_args(args)
     result = evaluate_samples(spec, args.samples, args.out, command=args.command_line)
     parts = [_format(result, result["metric"]), _format(result, result["protocol"]["is_metric"])]
+    if result.get("KID"):
+        parts.append(f"KID {result['KID']['mean']:.5f} ± {result['KID']['std']:.5f}")
+    reference = result["reference"]
     print(
-        f"{'  '.join(p for p in parts if p)}  ({result['repeats']} x {result['num_samples']} clips, "
+        f"{'  '.join(p for p in parts if p)}  ({result['repeats']} x {result['num_samples']} clips vs "
+        f"{reference.get('num_samples', '?')} real per set, reference sets: {result['reference_sets']}; "
         f"{result['extractor']['kind']} {result['extractor']['weights_sha256'][:12]})"
     )
+    if reference.get("note"):
+        print(f"note: reference statistics: {reference['note']}")
     if result["below_protocol_count"]:
         print("note: fewer samples than the protocol asks for; not comparable with published numbers")
     print(f"wrote {result['metrics_file']}")
@@ -200,39 +215,47 @@ def _run(args) -> int:
 
 
 def _stats(args) -> int:
-    from walt_bench.evaluation.evaluate import reference_statistics
-    from walt_bench.evaluation.frechet import save_stats
     from walt_bench.evaluation.protocols import resolve
+    from walt_bench.evaluation.reference import reference_statistics
+    from walt_bench.evaluation.statsfile import write_stats
 
     spec = spec_from_args(args)
-    settings = resolve(spec.eval)
+    settings = resolve(spec.eval, spec.data)
     fd, _ = extractors_for(spec, settings, _device(spec))
-    mu, sigma, meta = reference_statistics(spec, settings, fd, use_given=False)  # from data, cached
-    save_stats(
-        args.out,
-        mu,
-        sigma,
-        num_samples=meta["num_samples"],
-        protocol=settings.protocol.name,
-        extractor=fd.kind,
-        weights_sha256=fd.weights_sha256,
-        split=settings.reference_split,
-        spec_hash=spec.hash,
-    )
+    stats = reference_statistics(spec, settings, fd, use_given=False, keep_features=spec.eval.kid)  # cached
+    write_stats(args.out, stats)
     print(
-        f"wrote {args.out}: {meta['num_samples']} clips of {spec.data.dataset}/{settings.reference_split}, "
-        f"{fd.kind} features d={mu.size} ({'cached' if meta.get('cached') else 'computed'})"
+        f"wrote {args.out}: {stats.sets} set(s) of {stats.meta['num_samples']} clips of "
+        f"{spec.data.dataset}/{settings.reference_split}, {fd.kind} features d={stats.dim} "
+        f"({'cached' if stats.info.get('cached') else 'computed'})"
     )
     return 0
 
 
 def _fd(args) -> int:
-    from walt_bench.evaluation.frechet import frechet_distance, load_stats
+    from walt_bench.evaluation.frechet import frechet_distance
+    from walt_bench.evaluation.statsfile import StatsMismatchError, mismatches, read_stats
 
-    mu1, sigma1, _ = load_stats(args.a)
-    mu2, sigma2, _ = load_stats(args.b)
-    value = frechet_distance(mu1, sigma1, mu2, sigma2)
+    a, b = read_stats(args.a), read_stats(args.b)
+    if a.verified and b.verified:  # both say what made them: refuse to compare apples with oranges
+        keys = ("protocol", "extractor", "weights_sha256", "covariance")
+        problems = mismatches({k: a.meta.get(k) for k in keys}, {k: b.meta.get(k) for k in keys}, ("A", "B"))
+        if problems:
+            raise StatsMismatchError(
+                f"A={args.a} and B={args.b} were made under different settings; their distance would mean "
+                "nothing:\n  - " + "\n  - ".join(problems)
+            )
+    value = frechet_distance(*a.pooled, *b.pooled)
     print(json.dumps({"fd": value, "a": args.a, "b": args.b}) if args.json else f"{value:.6f}")
+    return 0
+
+
+def _convert_c3d(args) -> int:
+    from walt_bench.evaluation.convert import convert_c3d
+    from walt_bench.hashing import file_sha256
+
+    out = convert_c3d(args.source, args.out)
+    print(f"wrote {out} (sha256 {file_sha256(out)}); use it with eval.c3d_weights={out}")
     return 0
 
 

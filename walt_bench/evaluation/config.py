@@ -34,13 +34,20 @@ class EvalConfig(Section):
         description="Real clips behind the reference statistics; None = num_samples. Paper is silent; MAGVIT "
         "pairs every generated batch with a real batch, so we default to the same count.",
     )
+    reference_sets: Literal["per_repeat", "shared"] | None = Field(
+        None,
+        description="Real clips behind the repeats: per_repeat (each repeat against its own reference_samples "
+        "real clips, MAGVIT's UCF-101 protocol: 4 x 10,000) or shared (one real set for every repeat; a "
+        "smaller ± and a noisier mean). None = per_repeat. Every result records which was used.",
+    )
     reference_split: str | None = Field(
         None, description="Data split of the real clips; None = the protocol's (UCF-101: train, K600: test)."
     )
     reference_stats: str | None = Field(
         None,
-        description="Precomputed reference statistics (.npz with mu, sigma: pytorch-fid or ADM reference batch). "
-        "None = computed from data.* and cached in cache_dir.",
+        description="Precomputed reference statistics: a `walt-bench eval stats` file (its protocol, extractor, "
+        "weights SHA-256, covariance, counts and data must match this evaluation, else exit 2), a pytorch-fid "
+        ".npz (mu, sigma; not verifiable) or an ADM reference batch. None = computed from data.* and cached.",
     )
     cache_dir: str = Field(
         ".cache/walt_bench/stats",
@@ -57,6 +64,19 @@ class EvalConfig(Section):
         "sample",
         description="Covariance estimator: sample (÷(N-1); tfgan, pytorch-fid, MAGVIT) or population (÷N; "
         "StyleGAN-V's FVD).",
+    )
+    kid: bool = Field(
+        True,
+        description="Also report KID (torchmetrics' KernelInceptionDistance on the same features: cubic polynomial "
+        "kernel, unbiased MMD^2 over random subsets) beside FID/FVD, when the real features are at hand. It keeps "
+        "every feature row (float32; 50,000 x 2048 = 400 MB for ImageNet, also in the statistics cache): "
+        "false skips it.",
+    )
+    kid_subsets: PositiveInt = Field(
+        100, description="KID: number of random subsets (torchmetrics' default)."
+    )
+    kid_subset_size: PositiveInt = Field(
+        1000, description="KID: clips per subset (torchmetrics' default; capped at the smaller set)."
     )
     batch_size: PositiveInt = Field(16, description="Clips per extractor forward pass (memory stays flat).")
     i3d_weights: str | None = Field(
@@ -76,8 +96,9 @@ class EvalConfig(Section):
     )
     c3d_weights: str | None = Field(
         None,
-        description="C3D (Sports-1M, fine-tuned on UCF-101) state dict for the UCF-101 IS. None = "
-        "$WALT_C3D_WEIGHTS or $WALT_WEIGHTS_DIR/c3d_ucf101.pt.",
+        description="C3D (Sports-1M, fine-tuned on UCF-101) for the UCF-101 IS: StyleGAN-V's TorchScript "
+        "c3d_ucf101.pt or a state dict made by `walt-bench eval convert-c3d` from MAGVIT's c3d_ucf101.flax. "
+        "None = $WALT_C3D_WEIGHTS or $WALT_WEIGHTS_DIR/c3d_ucf101.pt.",
     )
     classifier_weights: str | None = Field(
         None,

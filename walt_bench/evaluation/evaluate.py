@@ -1,58 +1,93 @@
-"""From samples (and real data) to metrics: streaming features, reference statistics, FD and IS per repeat.
+"""From samples (and real data) to metrics: streaming features, reference statistics, FD, KID and IS per repeat.
 
     walt-bench eval stats --spec experiments/tables/ucf101.yaml --out stats/ucf101_train_i3d.npz
     walt-bench eval --spec experiments/tables/ucf101.yaml --samples runs/ucf101/samples
 
-Clips go through :func:`prepare` (the protocol's frame window and intermediate resize), then the extractor
-(its own reference preprocessing). Features accumulate into float64 running mean/covariance per repeat; logits
-into running Inception-Score sums, so memory stays flat for any sample count.
+Every clip, generated or real, goes through :func:`prepare`: its geometry is checked against the protocol,
+it is quantised to uint8 levels exactly as ``walt-bench sample`` writes samples (so both sides see the same
+pixels), then cut to the protocol's frame window and resized to its intermediate size, then handed to the
+extractor (which applies its reference's own preprocessing). Features accumulate into float64 running
+mean/covariance per repeat (and, for KID, the feature rows themselves); logits into running Inception-Score
+sums, so memory stays flat for any sample count.
+
+Repeats (MAGVIT's UCF-101 protocol: 4 x 10,000): with ``reference_sets=per_repeat`` (the default) repeat r is
+compared with its own set of ``reference_samples`` real clips; with ``shared`` every repeat is compared with
+one set (the sets come from :mod:`walt_bench.evaluation.reference`). Every result records which, and the counts N behind each number: the Fréchet distance is biased
+upwards by a term that shrinks with N, so numbers made with different N are not comparable.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from walt_bench.errors import DataError, UserError, WeightsError
 from walt_bench.evaluation.extractors import Extractor
-from walt_bench.evaluation.frechet import RunningStats, frechet_distance, load_stats, save_stats
+from walt_bench.evaluation.frechet import RunningStats, frechet_distance
 from walt_bench.evaluation.inception_score import InceptionScore
-from walt_bench.evaluation.protocols import Settings
-from walt_bench.evaluation.resize import resize_bilinear_antialias
+from walt_bench.evaluation.protocols import Settings, check_clips
+from walt_bench.evaluation.resize import resize_bilinear_tf1
 
 ADM_IS_CHUNK = 5000
+RANGE_TOLERANCE = 1e-3  # pixels may overshoot [-1, 1] by this much (round-off), no more
 
 
-def prepare(video: torch.Tensor, settings: Settings) -> torch.Tensor:
-    """(B, T, 3, H, W) -> the protocol's window of frames, resized to its intermediate size if it has one."""
-    proto, start = settings.protocol, settings.frame_offset
-    if proto.num_frames is not None:
-        if video.shape[1] < start + proto.num_frames:
-            raise DataError(
-                f"protocol {proto.name} evaluates {proto.num_frames} frames from frame {start}, but the clips "
-                f"have {video.shape[1]} frames. Generate longer clips or lower eval.frame_offset."
-            )
-        video = video[:, start : start + proto.num_frames]
-    if proto.intermediate_size is not None:
-        video = resize_bilinear_antialias(video, proto.intermediate_size)
+# ------------------------------------------------------------------------------------------ pixels
+
+
+def quantize(video: torch.Tensor) -> torch.Tensor:
+    """Pixels in [-1, 1] -> the nearest of the 256 uint8 levels, back in [-1, 1].
+
+    The rule of ``walt-bench sample`` (``round((x + 1) * 127.5)``), so generated clips read from a samples file
+    are unchanged and real clips from the data layer (resized, hence between levels) or reconstructions
+    held in memory see the same quantisation before feature extraction. Values outside [-1, 1] (e.g. [0, 1]
+    or [0, 255] pixels) are an error, not something to clip.
+    """
+    x = video.float()
+    low, high = float(x.min()), float(x.max())
+    if low < -1.0 - RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE or not np.isfinite(low + high):
+        raise DataError(
+            f"pixels must be in [-1, 1] (the data layer's layout); got values in [{low:.4g}, {high:.4g}]. "
+            "Convert [0, 1] pixels with 2x - 1 and [0, 255] pixels with x / 127.5 - 1."
+        )
+    return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round() / 127.5 - 1.0
+
+
+def prepare(video: torch.Tensor, settings: Settings, what: str = "clips") -> torch.Tensor:
+    """(B, T, 3, H, W) in [-1, 1] -> checked, quantised, the protocol's frame window, intermediate-resized."""
+    check_clips(video.shape[1], video.shape[-2], video.shape[-1], settings, what)
+    video = quantize(video)
+    if settings.num_frames is not None:
+        start = settings.frame_offset
+        video = video[:, start : start + settings.num_frames]
+    if settings.protocol.intermediate_size is not None:  # K600: MAGVIT's TF1 resize_bilinear to 64x64
+        video = resize_bilinear_tf1(video, settings.protocol.intermediate_size)
     return video
 
 
+# ------------------------------------------------------------------------------------- accumulating
+
+
 class MetricAccumulator:
-    """Running Fréchet statistics (and IS sums) for ``repeats`` consecutive groups of ``per_repeat`` clips."""
+    """Running Fréchet statistics (IS sums, optionally feature rows for KID) for ``repeats`` consecutive
+    groups of ``per_repeat`` clips."""
 
     def __init__(
-        self, fd: Extractor, is_: Extractor | None, settings: Settings, per_repeat: int, repeats: int
+        self,
+        fd: Extractor,
+        is_: Extractor | None,
+        settings: Settings,
+        per_repeat: int,
+        repeats: int,
+        keep_features: bool = False,
     ):
         self.fd, self.is_, self.settings = fd, is_, settings
         self.per_repeat, self.repeats, self.seen = per_repeat, repeats, 0
         self.stats = [RunningStats(fd.feature_dim) for _ in range(repeats)]
+        self.features: list[list[np.ndarray]] | None = [[] for _ in range(repeats)] if keep_features else None
         split = ADM_IS_CHUNK if settings.protocol.is_split == "chunk5000" else None
         self.scores = (
             [InceptionScore(is_.num_classes, split or 1 << 62) for _ in range(repeats)] if is_ else []
@@ -63,6 +98,7 @@ class MetricAccumulator:
         return self.per_repeat * self.repeats
 
     def update(self, video: torch.Tensor) -> None:
+        """Add prepared clips (the output of :func:`prepare`)."""
         video = video[: self.total - self.seen]
         if len(video) == 0:
             return
@@ -78,10 +114,18 @@ class MetricAccumulator:
             stop = min(len(video), (repeat + 1) * self.per_repeat - self.seen)
             rows = slice(start * per_clip, stop * per_clip)
             self.stats[repeat].update(out["features"][rows])
+            if self.features is not None:
+                self.features[repeat].append(out["features"][rows].astype(np.float32))
             if logits is not None:
                 self.scores[repeat].update(logits[rows])
             start = stop
         self.seen += len(video)
+
+    def feature_rows(self, repeat: int) -> np.ndarray | None:
+        if self.features is None:
+            return None
+        parts = self.features[repeat]
+        return np.concatenate(parts) if parts else np.zeros((0, self.fd.feature_dim), np.float32)
 
 
 def _check_width(extractor: Extractor, array: np.ndarray, width: int, what: str) -> None:
@@ -99,13 +143,14 @@ def run_batches(
     settings: Settings,
     desc: str,
     progress: bool = True,
+    what: str = "clips",
 ) -> MetricAccumulator:
     from tqdm import tqdm
 
     with tqdm(total=acc.total, desc=desc, unit="clip", disable=not progress) as bar:
         for video in batches:
             before = acc.seen
-            acc.update(prepare(video, settings))
+            acc.update(prepare(video, settings, what))
             bar.update(acc.seen - before)
             if acc.seen >= acc.total:
                 break
@@ -119,176 +164,17 @@ def sample_batches(location, batch_size: int, limit: int, key: str | None = None
         yield to_pixels(block)
 
 
-def reference_dataset(spec, split: str):
-    """The real-data split behind reference statistics.
-
-    UCF-101 is a fixed benchmark archive: a video its split list names but that is missing on disk would
-    silently change the reference set, so it is an error here (training only warns; `walt-bench data check`
-    lists them). Kinetics clips disappear from YouTube, so there the missing ones are left out, as is standard.
-    """
-    from walt_bench.data.loader import build_dataset
-
-    dataset = build_dataset(spec.data, split=split)
-    missing = [path for path, _ in getattr(dataset, "missing", [])]
-    if spec.data.dataset == "ucf101" and missing:
-        raise DataError(
-            f"UCF-101 {split} (fold {spec.data.fold}) under {spec.data.root}: {len(missing)} video(s) named in the "
-            f"split list are missing on disk, e.g. {missing[0]}. Reference statistics over an incomplete split "
-            "are not the protocol's; restore the files (re-extract UCF101.rar) or fix the split list. "
-            "`walt-bench data check --spec FILE` lists them all."
-        )
-    if len(dataset) == 0:
-        raise DataError(f"{spec.data.dataset} split {split!r} under {spec.data.root} holds no clips.")
-    return dataset
-
-
-def dataset_fingerprint(dataset) -> str:
-    """sha256 of the (file name, label) list of a dataset: changes when a split list or annotation CSV does."""
-    digest = hashlib.sha256()
-    samples = getattr(dataset, "samples", None)
-    if samples is None:
-        digest.update(f"{type(dataset).__name__}:{len(dataset)}".encode())
-    else:
-        for path, label in samples:
-            digest.update(f"{Path(path).as_posix()}\t{label}\n".encode())
-    return digest.hexdigest()
-
-
-def dataset_batches(spec, split: str, count: int, batch_size: int, dataset=None) -> Iterator[torch.Tensor]:
-    """``count`` real clips of ``split`` through the data layer, in a seeded order; epochs repeat with new
-    clip windows when the split holds fewer videos than ``count``."""
-    from walt_bench.data.base import ItemKey
-
-    dataset = dataset if dataset is not None else reference_dataset(spec, split)
-    rng = np.random.default_rng(spec.run.seed)
-    keys: list[ItemKey] = []
-    epoch = 0
-    while len(keys) < count:
-        keys += [ItemKey(int(i), spec.run.seed, epoch) for i in rng.permutation(len(dataset))]
-        epoch += 1
-    keys = keys[:count]
-
-    loader = torch.utils.data.DataLoader(
-        KeyedClips(dataset, keys), batch_size=batch_size, num_workers=spec.data.num_workers
-    )
-    yield from loader
-
-
-class KeyedClips(torch.utils.data.Dataset):
-    """The videos of ``dataset`` at the given item keys (picklable, for DataLoader workers)."""
-
-    def __init__(self, dataset, keys: list):
-        self.dataset, self.keys = dataset, keys
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def __getitem__(self, j: int) -> torch.Tensor:
-        return self.dataset[self.keys[j]]["video"]
-
-
-CACHE_KEY_VERSION = 2  # bump when the key or the statistics computation changes
-
-
-def cache_key(spec, settings: Settings, extractor: Extractor, fingerprint: str) -> dict:
-    """Everything that changes reference statistics: the data (root, split, fold, list/CSV contents, clip
-    geometry and sampling), the protocol and its counts, and the extractor (kind, backend, weights hash)."""
-    data = spec.data
-    return dict(
-        version=CACHE_KEY_VERSION,
-        dataset=data.dataset,
-        root=str(Path(data.root).resolve()),
-        annotations=str(Path(data.annotations).resolve()) if data.annotations else None,
-        split=settings.reference_split,
-        fold=data.fold,
-        samples=fingerprint,
-        frames=data.num_frames,
-        frame_stride=data.frame_stride,
-        clip_sampling=data.clip_sampling,
-        size=(data.height, data.width),
-        skip_unreadable=data.skip_unreadable,
-        protocol=settings.protocol.name,
-        n=settings.reference_samples,
-        offset=settings.frame_offset,
-        covariance=settings.covariance,
-        seed=spec.run.seed,
-        extractor=(extractor.kind, extractor.backend, extractor.weights_sha256),
-    )
-
-
-def _cache_path(spec, settings: Settings, extractor: Extractor, fingerprint: str) -> Path:
-    key = cache_key(spec, settings, extractor, fingerprint)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    name = f"{spec.data.dataset}-{settings.reference_split}-{settings.protocol.name}-{digest}.npz"
-    return Path(spec.eval.cache_dir) / name
-
-
-def reference_statistics(
-    spec,
-    settings: Settings,
-    extractor: Extractor,
-    *,
-    samples=None,
-    use_given: bool = True,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Real-data (mu, sigma, meta): ``eval.reference_stats``, the samples' ``references``, or the cached/computed
-    statistics of ``reference_samples`` clips of ``reference_split``."""
-    from walt_bench.evaluation.samples import has_array
-
-    given = spec.eval.reference_stats
-    if use_given and given and has_array(given, "arr_0") and not has_array(given, "mu"):
-        return _from_arrays(spec, settings, extractor, given, "arr_0", progress)  # ADM batch of images only
-    if use_given and given:
-        mu, sigma, meta = load_stats(given)
-        return mu, sigma, {**meta, "source": given}
-    if samples is not None and has_array(samples, "references"):
-        return _from_arrays(spec, settings, extractor, samples, "references", progress)
-    dataset = reference_dataset(spec, settings.reference_split)
-    path = _cache_path(spec, settings, extractor, dataset_fingerprint(dataset))
-    if path.is_file():
-        try:
-            mu, sigma, meta = load_stats(path)
-        except DataError as exc:  # a broken cache entry is recomputed, not fatal
-            warnings.warn(f"ignoring unreadable cached statistics: {exc}", RuntimeWarning, stacklevel=2)
-        else:
-            if mu.size == extractor.feature_dim and meta.get("num_samples") == settings.reference_samples:
-                return mu, sigma, {**meta, "source": str(path), "cached": True}
-    acc = MetricAccumulator(extractor, None, settings, settings.reference_samples, 1)
-    batches = dataset_batches(
-        spec, settings.reference_split, settings.reference_samples, spec.eval.batch_size, dataset
-    )
-    run_batches(batches, acc, settings, "reference features", progress)
-    mu, sigma, meta = _finish(acc, settings, {"source": str(path), "cached": False})
-    save_stats(
-        path,
-        mu,
-        sigma,
-        num_samples=acc.seen,
-        protocol=settings.protocol.name,
-        extractor=extractor.kind,
-        weights_sha256=extractor.weights_sha256,
-        split=settings.reference_split,
-    )
-    return mu, sigma, meta
-
-
-def _from_arrays(spec, settings: Settings, extractor: Extractor, location, key: str, progress: bool):
-    """Reference statistics of the clips/images stored under ``key`` of a samples/reference ``.npz``."""
+def check_sample_file(location, settings: Settings, key: str | None = None):
+    """Open a samples array and check its geometry against the protocol before any feature is extracted."""
     from walt_bench.evaluation.samples import open_samples
 
-    count = min(len(open_samples(location, key)), settings.reference_samples)
-    acc = MetricAccumulator(extractor, None, settings, count, 1)
-    batches = sample_batches(location, spec.eval.batch_size, count, key)
-    run_batches(batches, acc, settings, "reference features", progress)
-    return _finish(acc, settings, {"source": f"{location}:{key}"})
+    rows = open_samples(location, key)
+    shape = rows.shape if len(rows.shape) == 5 else (rows.shape[0], 1, *rows.shape[1:])  # images: 1 frame
+    check_clips(shape[1], shape[2], shape[3], settings, f"the clips in {location}:{rows.key}")
+    return rows
 
 
-def _finish(acc: MetricAccumulator, settings: Settings, meta: dict):
-    stats = acc.stats[0]
-    if stats.count < 2:
-        raise DataError(f"reference statistics need at least 2 clips, got {stats.count}")
-    return stats.mean.copy(), stats.covariance(settings.covariance), {**meta, "num_samples": stats.count}
+# ------------------------------------------------------------------------------------------ scoring
 
 
 def _summary(values: list[float]) -> dict:
@@ -299,10 +185,8 @@ def _summary(values: list[float]) -> dict:
 def score_samples(
     spec, settings: Settings, fd: Extractor, is_: Extractor | None, samples, *, progress: bool = True
 ) -> dict:
-    """FD (and IS) of the samples in ``samples`` against the reference statistics, per repeat."""
-    from walt_bench.evaluation.samples import open_samples
-
-    available = len(open_samples(samples))
+    """FD, KID (and IS) of the samples in ``samples`` against the reference sets, per repeat."""
+    available = len(check_sample_file(samples, settings))
     requested = spec.eval.num_samples
     if requested is not None and available < requested:
         raise UserError(
@@ -320,33 +204,78 @@ def score_samples(
             f"{settings.repeats}. Using {repeats} x {per_repeat}: the numbers are not comparable with the paper's.",
             stacklevel=2,
         )
-    mu_r, sigma_r, ref_meta = reference_statistics(spec, settings, fd, samples=samples, progress=progress)
-    acc = MetricAccumulator(fd, is_, settings, per_repeat, repeats)
-    run_batches(
-        sample_batches(samples, spec.eval.batch_size, acc.total), acc, settings, "sample features", progress
+    from walt_bench.evaluation.reference import reference_statistics
+
+    kid = spec.eval.kid
+    ref = reference_statistics(spec, settings, fd, samples=samples, progress=progress, keep_features=kid)
+    acc = MetricAccumulator(
+        fd, is_, settings, per_repeat, repeats, keep_features=kid and ref.features is not None
     )
+    batches = sample_batches(samples, spec.eval.batch_size, acc.total)
+    run_batches(batches, acc, settings, "sample features", progress, f"the generated clips in {samples}")
+
     proto = settings.protocol
-    fds = [frechet_distance(s.mean, s.covariance(settings.covariance), mu_r, sigma_r) for s in acc.stats]
+    which = [r if ref.sets > 1 else 0 for r in range(repeats)]  # the reference set of each repeat
+    fds = [
+        frechet_distance(s.mean, s.covariance(settings.covariance), ref.mu[w], ref.sigma[w])
+        for s, w in zip(acc.stats, which)
+    ]
+    counts = {"generated": per_repeat, "reference": ref.meta.get("num_samples")}
     result = {
         "protocol": proto.to_dict(),
         "metric": proto.metric,
-        proto.metric: _summary(fds),
+        proto.metric: {**_summary(fds), "N": counts},
         "num_samples": per_repeat,
         "repeats": repeats,
+        "reference_sets": "shared" if ref.sets == 1 and repeats > 1 else "per_repeat",
         "below_protocol_count": available < wanted,
         "covariance": settings.covariance,
         "frame_offset": settings.frame_offset,
-        "reference": {**ref_meta, "split": settings.reference_split},
+        "reference": {**ref.meta, **ref.info, "sets": ref.sets, "split": settings.reference_split},
         "extractor": fd.describe(),
     }
+    if kid:
+        result.update(_kid(spec, acc, ref, which, counts))
     if is_ is not None:
         per_split = [s for acc_is in acc.scores for s in acc_is.scores()]
         if proto.is_split == "chunk5000":  # ADM reports the mean over 5,000-sample chunks
-            result[proto.is_metric] = {**_summary(per_split), "chunk": ADM_IS_CHUNK}
+            result[proto.is_metric] = {**_summary(per_split), "chunk": ADM_IS_CHUNK, "N": per_repeat}
         else:
-            result[proto.is_metric] = _summary(per_split)
+            result[proto.is_metric] = {**_summary(per_split), "N": per_repeat}
         result["is_extractor"] = is_.describe()
     return result
+
+
+def _kid(spec, acc: MetricAccumulator, ref, which: list[int], counts: dict) -> dict:
+    """KID per repeat against the same reference set as its Fréchet distance (torchmetrics)."""
+    from walt_bench.evaluation.kid import kernel_inception_distance
+
+    if ref.features is None:
+        return {
+            "KID": None,
+            "KID_note": "the reference statistics hold no feature rows (only mu/sigma), which KID needs; make "
+            "them with `walt-bench eval stats` (eval.kid=true) or from the data",
+        }
+    runs = [
+        kernel_inception_distance(
+            ref.features[w],
+            acc.feature_rows(r),
+            subsets=spec.eval.kid_subsets,
+            subset_size=spec.eval.kid_subset_size,
+            seed=spec.run.seed + r,
+        )
+        for r, w in enumerate(which)
+    ]
+    return {
+        "KID": {
+            **_summary([k["value"] for k in runs]),
+            "subset_std": [k["subset_std"] for k in runs],
+            "subsets": runs[0]["subsets"],
+            "subset_size": runs[0]["subset_size"],
+            "N": counts,
+            "features": acc.fd.kind,
+        }
+    }
 
 
 def fd_between(
@@ -359,8 +288,7 @@ def fd_between(
     progress: bool = True,
 ) -> float:
     """Fréchet distance between two streams of (B, T, 3, H, W) clips in [-1, 1] (first ``count`` of each),
-    e.g. the tokenizer's rFVD: ``fd_between(originals, reconstructions, build_extractor("i3d", spec.eval),
-    resolve(spec.eval.model_copy(update={"protocol": "rfvd"})), 10_000)``."""
+    each through :func:`prepare`. The tokenizer's streaming rFVD is :mod:`walt_bench.evaluation.rfvd`."""
     stats = []
     for name, stream in (("real", real), ("generated", fake)):
         acc = run_batches(
@@ -369,6 +297,7 @@ def fd_between(
             settings,
             f"{name} features",
             progress,
+            f"{name} clips",
         )
         stats.append((acc.stats[0].mean, acc.stats[0].covariance(settings.covariance)))
     return frechet_distance(*stats[0], *stats[1])

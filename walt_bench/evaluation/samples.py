@@ -20,6 +20,14 @@ import torch
 from walt_bench.errors import DataError
 
 
+def read_npy_header(fh) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) from an open ``.npy`` stream, leaving it at the first data byte."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fh)
+    return np.lib.format.read_array_header_2_0(fh)
+
+
 class NpzRows:
     """Row-block reader of one array inside an ``.npz`` (stored or deflated)."""
 
@@ -27,13 +35,7 @@ class NpzRows:
         self.path, self.key = Path(path), key
         try:
             with zipfile.ZipFile(self.path) as zf, zf.open(f"{key}.npy") as fh:
-                version = np.lib.format.read_magic(fh)
-                read = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                self.shape, self.fortran, self.dtype = read(fh)
+                self.shape, self.fortran, self.dtype = read_npy_header(fh)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(
                 f"{self.path}:{key} is not a readable .npy array ({exc}); rewrite the file."
@@ -52,12 +54,7 @@ class NpzRows:
             return
         row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         with zipfile.ZipFile(self.path) as zf, zf.open(f"{self.key}.npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )(fh)
+            read_npy_header(fh)
             done = 0
             while done < total:
                 n = min(rows, total - done)

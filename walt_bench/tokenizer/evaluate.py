@@ -1,10 +1,12 @@
 """``walt-bench tokenizer eval``: reconstruction quality on the eval split (PSNR, SSIM, rFVD; Table 3f).
 
 ``tokenizer.eval_clips`` clips of ``tokenizer.eval_split`` are encoded and decoded; PSNR and SSIM are averaged
-over clips (mean and std). rFVD (reconstructions vs the real clips, the ``rfvd`` protocol: 16 frames, I3D) comes
-from ``walt_bench.evaluation`` when it is importable and its extractor weights load; with the synthetic
-protocol (``eval.protocol=synthetic_fvd``) the synthetic-data classifier is the extractor (``rFVD-synthetic``).
-Otherwise the JSON says why rFVD is missing. A picture of originals over reconstructions is saved beside it.
+over clips (mean and std; torchmetrics, ``walt_bench.tokenizer.metrics``). rFVD (reconstructions vs the real
+clips, the ``rfvd`` protocol: 16 frames, I3D) is computed by ``walt_bench.evaluation.rfvd``, which owns the
+protocol (geometry check, uint8 quantisation, extractor, statistics); with ``eval.protocol=synthetic_fvd``
+the synthetic-data classifier is the extractor (``rFVD-synthetic``). When it cannot be computed (missing
+weights, clips that do not fit the protocol) the JSON says why. A picture of originals over reconstructions
+is saved beside it.
 """
 
 from __future__ import annotations
@@ -16,56 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from walt_bench.evaluation.rfvd import start_rfvd
 from walt_bench.hashing import file_sha256
 from walt_bench.tokenizer.build import load_tokenizer, resolve_checkpoint, tokenizer_hash
 from walt_bench.tokenizer.metrics import psnr, ssim
-
-
-class _FrechetPair:
-    """Running feature statistics of real clips and their reconstructions through one extractor."""
-
-    def __init__(self, spec, device):
-        from walt_bench.evaluation.extractors import build_extractor, synthetic_classifier_path
-        from walt_bench.evaluation.frechet import RunningStats
-        from walt_bench.evaluation.protocols import get_protocol
-
-        synthetic = spec.eval.protocol == "synthetic_fvd"
-        self.protocol = get_protocol("synthetic_fvd" if synthetic else "rfvd")
-        self.label = "rFVD-synthetic" if synthetic else "rFVD"
-        kind = "synthetic" if synthetic else "i3d"
-        self.extractor = build_extractor(kind, spec.eval, device, synthetic_classifier_path(spec))
-        self.real = RunningStats(self.extractor.feature_dim)
-        self.recon = RunningStats(self.extractor.feature_dim)
-
-    def _frames(self, video: torch.Tensor) -> torch.Tensor:
-        n = self.protocol.num_frames
-        return video if n is None else video[:, :n]
-
-    def update(self, real: torch.Tensor, recon: torch.Tensor) -> None:
-        self.real.update(self.extractor(self._frames(real))["features"])
-        self.recon.update(self.extractor(self._frames(recon))["features"])
-
-    def result(self, covariance: str) -> dict[str, Any]:
-        from walt_bench.evaluation.frechet import frechet_distance
-
-        value = frechet_distance(
-            self.recon.mean,
-            self.recon.covariance(covariance),
-            self.real.mean,
-            self.real.covariance(covariance),
-        )
-        return {"metric": self.label, "value": value, "extractor": self.extractor.describe()}
-
-
-def _start_rfvd(spec, device) -> tuple[_FrechetPair | None, str | None]:
-    if spec.data.num_frames < 2:
-        return None, "rFVD needs videos; data.num_frames is 1 (images)"
-    try:
-        return _FrechetPair(spec, device), None
-    except ImportError as exc:
-        return None, f"walt_bench.evaluation is not available ({exc}); PSNR/SSIM only"
-    except Exception as exc:  # missing/mismatched extractor weights are reported, not fatal: PSNR/SSIM stand
-        return None, f"{type(exc).__name__}: {exc}"
 
 
 def save_reconstruction_grid(
@@ -115,7 +71,7 @@ def evaluate_tokenizer(
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=spec.data.num_workers
     )
-    rfvd, rfvd_note = _start_rfvd(spec, device)
+    rfvd, rfvd_note = start_rfvd(spec, device)
     out = Path(out_dir) if out_dir else ckpt.parent.parent
     out.mkdir(parents=True, exist_ok=True)
     psnrs, ssims, grid = [], [], None
@@ -149,7 +105,7 @@ def evaluate_tokenizer(
     }
     if rfvd is not None:
         try:
-            result["rfvd"] = rfvd.result(spec.eval.covariance)
+            result["rfvd"] = rfvd.result()
         except Exception as exc:  # e.g. fewer clips than the covariance needs
             result["rfvd_note"] = f"{type(exc).__name__}: {exc}"
     write_json_atomic(out / "tokenizer_eval.json", result)

@@ -43,6 +43,7 @@ def train_tokenizer(
     info = init_distributed(spec.run.device)
     micro = micro_batch_size(tcfg.batch_size, info.world_size, tcfg.grad_accum_steps)
 
+    torch.manual_seed(spec.run.seed)  # the same initial weights on every rank and in every process
     model = CausalAutoencoder(spec.tokenizer)
     objective = TokenizerObjective(spec.tokenizer)
     critic = build_discriminator(spec) if objective.uses_gan else None
