@@ -16,7 +16,6 @@ import yaml
 from services import MlflowServer, PostgresServer, tags
 
 from walt_bench.sweeps.config import SweepConfig
-from walt_bench.sweeps.results import variant_slug, write_result
 from walt_bench.sweeps.study import claim, load_study, open_storage, variant_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,13 +60,6 @@ def test_every_shipped_study_resolves_with_the_report_variant_keys():
                 assert spec.run.scale == scale
     c16 = variant_spec(load_study(STUDIES / "table3f.yaml"), "c=16", "smoke")[0]
     assert c16.tokenizer.latent_channels == 16  # the variant's knob survives the scale overlay
-
-
-def test_result_files_follow_the_report_format(tmp_path):
-    path = write_result(tmp_path, {"table": "4", "variant": "adaln=lora r=2", "status": "complete"})
-    assert path == tmp_path / "4" / f"{variant_slug('adaln=lora r=2')}.json"
-    record = json.loads(path.read_text())
-    assert record["format"] == "walt_bench.result/1" and record["created"]
 
 
 def _claim_script(url: str, name: str, out: Path) -> list[str]:
@@ -176,10 +168,15 @@ def test_four_points_on_two_workers_run_once_each_and_show_in_mlflow(tmp_path):
         trials = optuna.load_study(study_name="tiny-smoke", storage=storage).get_trials()
         assert sorted(t.params["variant"] for t in trials) == sorted(P_SC)  # each point exactly once
         assert all(t.state.name == "COMPLETE" for t in trials)
-        for variant in P_SC:
-            result = json.loads((tmp_path / "results" / "3c" / f"{variant}.json").read_text())
-            assert result["status"] == "complete" and result["metrics"]["fvd"]["label"] == "FVD-synthetic"
-            assert set(result["identities"]) == {"tokenizer", "cache", "diffusion", "samples", "metrics"}
+        from walt_bench.report.results import load_results
+
+        loaded = load_results(tmp_path / "results")  # what `walt-bench report` reads
+        assert not loaded.problems
+        cells = {r.result.variant: r.result for r in loaded.results}
+        assert set(cells) == set(P_SC)
+        for result in cells.values():
+            assert result.status == "complete" and result.metrics["fvd"].label == "FVD-synthetic"
+            assert {"tokenizer", "diffusion", "samples", "metrics"} <= set(result.identities)
         # one tokenizer for all four trials (shared identity, trained once under its lock)
         assert len(list((tmp_path / "runs").glob("tokenizer-*"))) == 1
 
@@ -257,7 +254,10 @@ def test_a_killed_worker_is_retried_and_a_resumed_study_runs_only_the_rest(tmp_p
         t for t in optuna.load_study(study_name="tiny-smoke", storage=storage).get_trials() if t.number == 2
     ]
     assert retry[0].user_attrs["previous_error"].startswith("worker lost")
-    assert json.loads((tmp_path / "results" / "3c" / "p_sc=0.9.json").read_text())["status"] == "complete"
+    assert (
+        json.loads((tmp_path / "results" / "table3c" / "p_sc=0.9-smoke.json").read_text())["status"]
+        == "complete"
+    )
 
     # resuming a finished study runs nothing
     before = len(states)

@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     from walt_bench.denoiser import commands as model_commands
     from walt_bench.diffusion import commands as diffusion_commands
     from walt_bench.evaluation import commands as eval_commands
-    from walt_bench.sweeps import commands as sweep_commands
     from walt_bench.report import commands as report_commands
+    from walt_bench.sweeps import commands as sweep_commands
     from walt_bench.tokenizer import commands as tokenizer_commands
     from walt_bench.tracking import sync as tracking_sync
 

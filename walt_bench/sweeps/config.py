@@ -23,8 +23,9 @@ from pydantic import Field, field_validator
 
 from walt_bench.config import PositiveInt, Section
 
-# What a trial can record beside the metrics of its samples (``record:`` of a study file).
-EXTRA = ("params_m", "steps_per_s", "peak_mem_gib", "rfvd")
+# What a trial's MLflow run shows beside fvd and is (``record:`` of a study file); the result file holds them all
+# (``stages.collect_metrics`` / ``collect_extra``).
+EXTRA = ("params_m", "steps_per_s", "peak_mem_gib", "final_loss", "train_steps", "rfvd")
 
 
 class SweepConfig(Section):

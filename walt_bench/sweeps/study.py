@@ -284,7 +284,6 @@ def worker(
             with heartbeat(storage, trial_id, sweep.heartbeat_s):
                 result = run_trial(
                     study,
-                    study_file,
                     variant,
                     spec,
                     overrides,
@@ -411,7 +410,7 @@ def run_study(
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     tracker = prep["tracker"]
-    out = Path(results_dir) / study.table / f"study-{prep['name']}.json"
+    out = Path(results_dir) / f"table{study.table}" / f"study-{prep['name']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     tracker.log_metrics({"trials_complete": len(complete), "wall_s": summary["wall_s"]}, step=0)

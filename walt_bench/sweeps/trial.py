@@ -17,17 +17,13 @@ import contextlib
 import fcntl
 import json
 import math
-import os
 import subprocess
 import sys
-import time
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from walt_bench.sweeps.config import StudyConfig
-from walt_bench.sweeps.results import write_result
 
 
 def trial_overrides(study: StudyConfig, variant: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -102,56 +98,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def extra_values(spec, record: dict[str, Any], wanted: list[str]) -> dict[str, Any]:
-    """``train_steps`` and the study's ``record`` values: parameters (millions, on the meta device), training
-    steps/s (median of the logged windows), peak memory (GiB; None on CPU)."""
-    out: dict[str, Any] = {"train_steps": spec.train.steps}
-    log = _read_jsonl(Path(record["stages"]["diffusion"]["run_dir"]) / "metrics.jsonl")
-    if "params_m" in wanted:
-        from walt_bench.denoiser.info import count_parameters
-        from walt_bench.denoiser.model import build_denoiser
-
-        out["params_m"] = round(count_parameters(build_denoiser(spec, device="meta"))["total"] / 1e6, 4)
-    if "steps_per_s" in wanted:
-        rates = sorted(r["samples_per_s"] for r in log if r.get("samples_per_s"))
-        out["steps_per_s"] = rates[len(rates) // 2] / spec.train.batch_size if rates else None
-    if "peak_mem_gib" in wanted:
-        mems = [r["peak_mem_gib"] for r in log if r.get("peak_mem_gib") is not None]
-        out["peak_mem_gib"] = max(mems) if mems else None
-    return out
-
-
-def metric_entries(spec, record: dict[str, Any], wanted: list[str]) -> dict[str, Any]:
-    """``fvd`` / ``is`` (the protocol's two metrics) and, when asked, ``rfvd`` of the tokenizer."""
-    result = record["stages"]["metrics"]["result"]
-    out: dict[str, Any] = {}
-    common = {
-        "num_samples": result.get("num_samples"),
-        "repeats": result.get("repeats"),
-        "protocol": spec.eval.protocol,
-    }
-    for key, label in (
-        ("fvd", result.get("metric")),
-        ("is", (result.get("protocol") or {}).get("is_metric")),
-    ):
-        if label and label in result:
-            out[key] = {"label": label, "mean": result[label]["mean"], "std": result[label]["std"], **common}
-    if "rfvd" in wanted:
-        tok = record["stages"]["tokenizer_eval"]
-        rfvd = tok.get("rfvd")
-        value = rfvd.get("value") if isinstance(rfvd, dict) else rfvd
-        out["rfvd"] = {
-            "label": rfvd.get("metric", "rFVD") if isinstance(rfvd, dict) else "rFVD",
-            "mean": value,
-            "std": 0.0 if value is not None else None,
-            "num_samples": tok.get("num_clips"),
-            "repeats": 1,
-            "protocol": "rfvd",
-            "note": tok.get("rfvd_note"),
-        }
-    return out
-
-
 def objective_values(study: StudyConfig, result: dict[str, Any]) -> list[float]:
     """The trial's value per objective; raises ValueError naming a missing or non-finite one."""
     values = []
@@ -166,7 +112,6 @@ def objective_values(study: StudyConfig, result: dict[str, Any]) -> list[float]:
 
 def run_trial(
     study: StudyConfig,
-    study_file: str,
     variant: str,
     spec,
     overrides: list[str],
@@ -179,11 +124,13 @@ def run_trial(
     progress: bool = False,
     on_loss: Callable[[float, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every stage of ``spec`` (the variant's resolved spec) and write its result JSON; returns the result
-    (``status`` ``complete`` or ``failed`` with the error; the exception is re-raised after it is written)."""
+    """Run every stage of ``spec`` (the variant's resolved spec) and write its result file (the report's format,
+    ``stages.write_cell_result``); returns the result (``status`` ``complete``, or ``failed`` with the error: the
+    exception is re-raised after the file is written) plus ``result_path``."""
     from walt_bench.identity import stage_identities
-    from walt_bench.stages import run_stages
-    from walt_bench.tracking.mlflow import git_commit, make_tracker, run_context
+    from walt_bench.report.results import result_path
+    from walt_bench.stages import run_stages, write_cell_result
+    from walt_bench.tracking.mlflow import make_tracker, run_context
 
     scale = spec.run.scale
     tags = {"table": study.table, "variant": variant, "scale": scale, "study": study.name}
@@ -200,29 +147,15 @@ def run_trial(
             },
         )
         tracker.start()
-    result: dict[str, Any] = {
-        "table": study.table,
-        "variant": variant,
-        "scale": scale,
-        "spec": spec_path,
-        "study": study_file,
-        "overrides": overrides,
-        "identities": {"tokenizer": ids["tokenizer"], "cache": ids["latents"], "diffusion": ids["diffusion"]},
-        "metrics": {},
-        "extra": {},
-        "artifacts": {},
-        "status": "failed",
-        "error": None,
-        "git_commit": git_commit(),
-        "mlflow_run_id": tracker.run_id,
-    }
     trial_dir = Path(spec.run.out_dir) / "trials" / f"{study.name}-{ids['diffusion']}"
     trial_dir.mkdir(parents=True, exist_ok=True)
     spec_file = trial_dir / "spec.yaml"
     spec_file.write_text(spec.to_yaml())
     tracker.log_artifact(str(spec_file))
     torchrun = torchrun_trainer(spec_file, gpus_per_trial) if gpus_per_trial > 1 else None
-    t0 = time.perf_counter()
+    path = result_path(results_dir, study.table, variant, scale)
+    cell = dict(table=study.table, variant=variant, spec_file=spec_path, overrides=overrides)
+    record: dict[str, Any] = {}
     try:
         with run_context(parent_run_id=tracker.run_id, tags=tags), _loss_hook(on_loss):
             record = run_stages(
@@ -231,63 +164,47 @@ def run_trial(
                 progress=progress,
                 wrap=locked_stages(spec, torchrun),
             )
-        stages = record["stages"]
-        samples = Path(stages["samples"]["path"])
-        metrics_file = Path(stages["metrics"]["path"])
-        result["identities"].update(
-            samples=stages["samples"].get("identity"),
-            metrics=metrics_file.stem.removeprefix("metrics-"),
-        )
-        result["metrics"] = metric_entries(spec, record, study.record)
-        result["extra"] = extra_values(spec, record, study.record)
-        if "rfvd" in study.record:
-            result["extra"]["rfvd"] = result["metrics"]["rfvd"]["mean"]
-        diffusion_dir = Path(stages["diffusion"]["run_dir"])
-        result["artifacts"] = {
-            "metrics_json": str(metrics_file),
-            "metrics_jsonl": str(diffusion_dir / "metrics.jsonl"),
-            "samples_grid": str(samples / "grid.gif"),
-            "samples_npz": str(samples / "samples.npz"),
-            "reconstructions": stages["tokenizer_eval"].get("reconstructions"),
-        }
-        result["wall_s"] = record["wall_s"]
-        result["status"] = "complete"
-        _log_samples_run(spec, variant, tags, tracker.run_id, samples, stages["samples"].get("identity"))
-        _log_trial(tracker, result, trial_dir, Path(stages["tokenizer"]["run_dir"]), diffusion_dir)
+        write_cell_result(spec, record, path, **cell)
     except BaseException as exc:
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        result["traceback"] = traceback.format_exc(limit=20)
-        raise
-    finally:
-        result["trial_wall_s"] = round(time.perf_counter() - t0, 1)
-        path = write_result(results_dir, result)
-        result["result_path"] = str(path)
+        write_cell_result(spec, record, path, **cell, error=f"{type(exc).__name__}: {exc}"[:2000])
         tracker.log_artifact(str(path))
-        tracker.set_tags({"status": result["status"]})
-        tracker.end("FINISHED" if result["status"] == "complete" else "FAILED")
-    return result
+        tracker.set_tags({"status": "failed"})
+        tracker.end("FAILED")
+        raise
+    result = json.loads(path.read_text())
+    stages = record["stages"]
+    samples = Path(stages["samples"]["path"])
+    _log_samples_run(spec, variant, tags, tracker.run_id, samples, result["identities"].get("samples"))
+    _log_trial(tracker, result, study.record, trial_dir, stages)
+    tracker.log_artifact(str(path))
+    tracker.set_tags({"status": "complete"})
+    tracker.end("FINISHED")
+    return {**result, "result_path": str(path), "wall_s": record["wall_s"]}
 
 
-def _log_trial(
-    tracker, result: dict[str, Any], trial_dir: Path, tokenizer_dir: Path, diffusion_dir: Path
-) -> None:
+def _log_trial(tracker, result: dict[str, Any], record: list[str], trial_dir: Path, stages) -> None:
+    """The trial run's metrics (fvd, is, ... and the study's ``record`` extras), identities and review files."""
     from walt_bench.tracking.mlflow import plot_curves
 
-    values = {k: v["mean"] for k, v in result["metrics"].items() if v.get("mean") is not None}
-    values.update({f"{k}_std": v["std"] for k, v in result["metrics"].items() if v.get("std") is not None})
-    values.update({k: v for k, v in result["extra"].items() if isinstance(v, int | float) and k != "rfvd"})
+    shown = {k: v for k, v in result["metrics"].items() if k in ("fvd", "is", *record)}
+    values = {k: v["mean"] for k, v in shown.items() if v.get("mean") is not None}
+    values.update({f"{k}_std": v["std"] for k, v in shown.items() if v.get("std") is not None})
+    values.update({k: v for k, v in result["extra"].items() if k in record and isinstance(v, int | float)})
     tracker.log_metrics(values, step=0)
     tracker.set_tags({f"identity.{k}": v for k, v in result["identities"].items() if v})
     curves = {}
-    for name, run_dir in (("tokenizer loss", tokenizer_dir), ("diffusion loss", diffusion_dir)):
+    for name, stage in (("tokenizer loss", "tokenizer"), ("diffusion loss", "diffusion")):
+        run_dir = Path(stages[stage]["run_dir"])
         points = [(r["step"], r["loss"]) for r in _read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
         if points:
             curves[name] = points
     if curves:
         tracker.log_artifact(str(plot_curves(curves, trial_dir / "loss_curves.png", result["variant"])))
-    for key in ("samples_grid", "reconstructions", "metrics_json"):
-        if result["artifacts"].get(key):
-            tracker.log_artifact(result["artifacts"][key])
+    files = [result["artifacts"].get("samples_grid"), result["artifacts"].get("reconstructions")]
+    files.append(stages["metrics"]["path"])
+    for file in files:
+        if file and Path(file).is_file():
+            tracker.log_artifact(file)
 
 
 def _log_samples_run(spec, variant, tags, parent_run_id, samples: Path, identity: str | None) -> None:
@@ -339,7 +256,3 @@ def _loss_hook(on_loss: Callable[[float, int], None] | None) -> Iterator[None]:
         yield
     finally:
         tracking.make_tracker = original
-
-
-def _env_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
