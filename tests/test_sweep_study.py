@@ -25,9 +25,9 @@ REPORT_KEYS = {
     "3b": {"st_window=5x4x4", "st_window=5x8x8", "st_window=5x16x16", "st_window=full"},
     "3c": {"p_sc=0.0", "p_sc=0.3", "p_sc=0.6", "p_sc=0.9"},
     "3d": {"r=2", "r=4", "r=16", "r=64", "r=256"},
-    "3e": {"full", "no qk-norm", "no latent norm", "no zero SNR"},
+    "3e": {"full", "no_qk_norm", "no_latent_norm", "no_zero_snr"},
     "3f": {"c=4", "c=8", "c=16", "c=32"},
-    "4": {"adaln=lora r=2", "adaln=separate"},
+    "4": {"L/separate", "XL/lora-r2"},
 }
 # tests/test_demo.py's TINY setting: every stage in seconds
 TINY = [
@@ -51,15 +51,23 @@ TINY = [
 
 
 def test_every_shipped_study_resolves_with_the_report_variant_keys():
+    from walt_bench.report.paper import TABLES
+
     for path in sorted(STUDIES.glob("*.yaml")):
         study = load_study(path)
-        assert set(study.variants) == REPORT_KEYS[study.table], path.name
+        assert set(study.variants) == REPORT_KEYS[study.table] == set(TABLES[study.table].variant_keys), path
         for variant in study.variants:
             for scale in ("smoke", "paper"):
                 spec, _ = variant_spec(study, variant, scale)
                 assert spec.run.scale == scale
     c16 = variant_spec(load_study(STUDIES / "table3f.yaml"), "c=16", "smoke")[0]
     assert c16.tokenizer.latent_channels == 16  # the variant's knob survives the scale overlay
+    table4 = load_study(STUDIES / "table4.yaml")
+    assert variant_spec(table4, "XL/lora-r2", "paper")[0].model.size == "XL"
+    smoke = variant_spec(table4, "L/separate", "smoke")[0]
+    assert (
+        smoke.model.size == "tiny" and smoke.model.adaln == "separate"
+    )  # the overlay applies after the spec
 
 
 def _claim_script(url: str, name: str, out: Path) -> list[str]:

@@ -11,6 +11,7 @@ storage, retries, heartbeat, GPUs per trial. The study file says what is compare
     variants:                                  # variant label (the report's key) -> overrides
       p_sc=0.0: [diffusion.p_sc=0.0]
       p_sc=0.3: [diffusion.p_sc=0.3]
+      # or another spec file: {spec: ../tables/table1-ucf101-XL.yaml, overrides: []}
     objectives: [{metric: fvd, direction: minimize}]
     record: [params_m]                         # extra values each trial records (see EXTRA)
 """
@@ -58,6 +59,13 @@ class SweepConfig(Section):
     prune_warmup_steps: int = Field(0, ge=0, description="Training steps before the pruner may stop a trial.")
 
 
+class Variant(Section):
+    spec: str | None = Field(
+        None, description="This variant's own spec file (relative to the study file); None = the study's."
+    )
+    overrides: list[str] = Field(default_factory=list, description="key=value on top of it.")
+
+
 class Objective(Section):
     metric: str = Field(description="fvd, is or rfvd (a metric of the result JSON) or an EXTRA value.")
     direction: Literal["minimize", "maximize"] = "minimize"
@@ -70,8 +78,9 @@ class StudyConfig(Section):
     spec: str = Field(description="The base spec, relative to the study file.")
     scale: str | None = Field("smoke", description="Scale overlay when --scale is not given.")
     overrides: list[str] = Field(default_factory=list, description="key=value applied to every trial.")
-    variants: dict[str, list[str]] = Field(
-        description="Variant label (as the report names it) -> the overrides that make it."
+    variants: dict[str, list[str] | Variant] = Field(
+        description="Variant label (the report's row key) -> the overrides that make it, or {spec, overrides} "
+        "when the variant is another spec file (the scale overlay applies after the spec, before overrides)."
     )
     objectives: list[Objective] = Field(
         default_factory=lambda: [Objective(metric="fvd")],
@@ -84,10 +93,10 @@ class StudyConfig(Section):
 
     @field_validator("variants")
     @classmethod
-    def _some_variants(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _some_variants(cls, v: dict[str, list[str] | Variant]) -> dict[str, Variant]:
         if not v:
             raise ValueError("a study needs at least one variant")
-        return v
+        return {k: x if isinstance(x, Variant) else Variant(overrides=x) for k, x in v.items()}
 
     @field_validator("record")
     @classmethod

@@ -59,11 +59,21 @@ def load_study(path: str | Path) -> StudyConfig:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UserError(f"{path}: {problems}") from None
-    spec = (path.parent / study.spec).resolve()
-    if not spec.is_file():
-        raise UserError(f"{path}: spec {study.spec} does not exist (looked at {spec})")
-    inside = Path.cwd().resolve() in spec.parents
-    return study.model_copy(update={"spec": os.path.relpath(spec) if inside else str(spec)})
+
+    def resolve(name: str) -> str:
+        spec = (path.parent / name).resolve()
+        if not spec.is_file():
+            raise UserError(f"{path}: spec {name} does not exist (looked at {spec})")
+        return os.path.relpath(spec) if Path.cwd().resolve() in spec.parents else str(spec)
+
+    variants = {
+        k: v.model_copy(update={"spec": resolve(v.spec)}) if v.spec else v for k, v in study.variants.items()
+    }
+    return study.model_copy(update={"spec": resolve(study.spec), "variants": variants})
+
+
+def variant_spec_file(study: StudyConfig, variant: str) -> str:
+    return study.variants[variant].spec or study.spec
 
 
 def study_name(study: StudyConfig, scale: str) -> str:
@@ -76,7 +86,7 @@ def variant_spec(study: StudyConfig, variant: str, scale: str, extra: list[str] 
     from walt_bench.sweeps.trial import trial_overrides
 
     overrides = trial_overrides(study, variant, extra)
-    return load_spec(study.spec, overrides, scale=scale), overrides
+    return load_spec(variant_spec_file(study, variant), overrides, scale=scale), overrides
 
 
 def open_storage(url: str, sweep):
@@ -287,7 +297,7 @@ def worker(
                     variant,
                     spec,
                     overrides,
-                    spec_path=study.spec,
+                    spec_path=variant_spec_file(study, variant),
                     results_dir=results_dir,
                     parent_run_id=parent,
                     trial_number=trial.number,

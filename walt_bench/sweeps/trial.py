@@ -28,7 +28,7 @@ from walt_bench.sweeps.config import StudyConfig
 
 def trial_overrides(study: StudyConfig, variant: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     """The study's overrides, then the variant's, then ``extra`` (tracking settings of the run)."""
-    return [*study.overrides, *study.variants[variant], *extra]
+    return [*study.overrides, *study.variants[variant].overrides, *extra]
 
 
 @contextlib.contextmanager
