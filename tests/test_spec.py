@@ -12,7 +12,9 @@ from walt_bench.errors import SpecError
 from walt_bench.spec import ExperimentSpec, load_spec, spec_fields
 
 REPO = Path(__file__).resolve().parents[1]
-ALL_SPECS = sorted(p for p in (REPO / "experiments").rglob("*.yaml") if p.parent.name != "scales")
+ALL_SPECS = sorted(
+    p for p in (REPO / "experiments").rglob("*.yaml") if p.parent.name not in ("scales", "studies")
+)
 # Partial specs merged by others through `base:` (a dataset section alone) are complete specs too,
 # because every section has defaults.
 

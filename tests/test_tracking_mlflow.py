@@ -42,7 +42,9 @@ def test_training_run_and_its_resumption_are_logged_to_one_mlflow_run(tmp_path):
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     train_cfg, run_cfg, _, spec_dict = configs(tmp_path, steps=4, log_every=2)
-    tracking = TrackingConfig(enabled=True, uri=uri, experiment="engine-test")
+    tracking = TrackingConfig(
+        enabled=True, uri=uri, experiment="engine-test", buffer_dir=str(tmp_path / "buf")
+    )
 
     def run(stop_at):
         torch.manual_seed(0)

@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     from walt_bench.diffusion import commands as diffusion_commands
     from walt_bench.evaluation import commands as eval_commands
     from walt_bench.report import commands as report_commands
+    from walt_bench.sweeps import commands as sweep_commands
     from walt_bench.tokenizer import commands as tokenizer_commands
+    from walt_bench.tracking import sync as tracking_sync
 
     parser = argparse.ArgumentParser(
         prog="walt-bench",
@@ -88,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         report_commands,
         pipeline,
         demo,
+        sweep_commands,
+        tracking_sync,
         bench_commands,
     ):
         module.register(subparsers)

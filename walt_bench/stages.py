@@ -135,9 +135,11 @@ def run_stages(
     num: int | None = None,
     progress: bool = True,
     on_stage: Callable[[int, str], None] | None = None,
+    wrap: Callable[[str, Callable[[], dict[str, Any]]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Every stage of ``spec`` in order (see the module docstring); stops at the first failing stage with a
-    :class:`UserError` naming it. Returns ``{"stages": {name: record}, "wall_s": {name: seconds}}``."""
+    :class:`UserError` naming it. Returns ``{"stages": {name: record}, "wall_s": {name: seconds}}``.
+    ``wrap(name, run)`` runs each stage instead of ``run()`` (a sweep holds a lock per stage identity there)."""
     record: dict[str, Any] = {"stages": {}, "wall_s": {}}
     steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("data", lambda: ensure_data(spec, synthesize_missing=synthesize_missing)),
@@ -154,7 +156,7 @@ def run_stages(
             on_stage(i, name)
         t0 = time.perf_counter()
         try:
-            record["stages"][name] = run()
+            record["stages"][name] = wrap(name, run) if wrap is not None else run()
         except UserError as exc:
             raise UserError(f"stage {i} ({name}) stopped: {exc}") from exc
         record["wall_s"][name] = round(time.perf_counter() - t0, 1)

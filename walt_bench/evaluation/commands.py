@@ -169,7 +169,12 @@ def _log_mlflow(spec, result: dict, path: Path) -> None:
         spec.tracking,
         run_name=f"eval-{spec.run.name}-{spec.hash}",
         params=spec.to_dict(),
-        tags={"spec_hash": spec.hash, "stage": "eval", "protocol": spec.eval.protocol},
+        tags={
+            "spec_hash": spec.hash,
+            "stage": "eval",
+            "protocol": spec.eval.protocol,
+            "identity": path.stem.removeprefix("metrics-"),
+        },
     )
     metrics = {}
     for name in (result["metric"], result["protocol"]["is_metric"], "KID"):
