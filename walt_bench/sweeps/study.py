@@ -180,7 +180,33 @@ def tracking_overrides(study: StudyConfig, scale: str, mlflow_uri: str | None) -
 # -- workers ----------------------------------------------------------------------------------------------
 def claim(ostudy, storage):
     """Move one WAITING trial to RUNNING (atomic in the storage); returns ``(optuna.Trial, trial id)`` or
-    ``(None, None)`` when none is waiting."""
+    ``(None, None)`` when none is waiting.
+
+    PostgreSQL makes the WAITING -> RUNNING update atomic (``SELECT ... FOR UPDATE``); SQLite has no row locks,
+    and two workers were seen to claim the same trial, so on SQLite the claim also holds an exclusive file lock
+    beside the database (the workers of a SQLite study share one machine)."""
+    with _sqlite_claim_lock(storage):
+        return _claim(ostudy, storage)
+
+
+@contextlib.contextmanager
+def _sqlite_claim_lock(storage) -> Iterator[None]:
+    url = str(getattr(getattr(storage, "_backend", storage), "url", ""))
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock = Path(url[len("sqlite:///") :]).expanduser().resolve().with_suffix(".claim.lock")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _claim(ostudy, storage):
     import optuna
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
