@@ -240,3 +240,12 @@ def test_activation_checkpointing_recomputes_without_changing_gradients():
         calls.append(len(count))
     assert calls == [1, 2]  # the checkpointed layer ran again in the backward pass
     torch.testing.assert_close(grads[1], grads[0])
+
+
+def test_a_one_frame_latent_is_an_image_even_without_is_image():
+    """§4.2: spatiotemporal layers give images identity attention; a 1-frame latent gets it unasked."""
+    model = tiny()
+    z, t, y = torch.randn(2, 1, C, *GRID[1:]), torch.rand(2), torch.tensor([0, 1])
+    unasked = model(z, t, class_labels=y)
+    torch.testing.assert_close(unasked, model(z, t, class_labels=y, is_image=torch.ones(2, dtype=bool)))
+    assert not torch.allclose(unasked, model(z, t, class_labels=y, is_image=torch.zeros(2, dtype=bool)))

@@ -123,3 +123,15 @@ def test_a_spec_with_another_run_name_finds_the_same_tokenizer(tiny):
     _, spec_file, overrides = tiny
     spec = load_spec(spec_file, [*overrides, "run.name=diffusion", "model.patch_size=2"])
     assert load_tokenizer(spec).encode(torch.zeros(1, 1, 3, 16, 16)).shape == (1, 1, 8, 8, 8)
+
+
+def test_val_psnr_is_measured_on_clips_of_the_eval_split(tiny):
+    """The tokenizer's val/psnr batch comes from tokenizer.eval_split (held out), not from the training clips."""
+    from walt_bench.data.loader import build_dataset
+    from walt_bench.tokenizer.train import held_out_clips
+
+    _, spec_file, overrides = tiny
+    spec = load_spec(spec_file, overrides)
+    clips = held_out_clips(spec, 2)
+    test = build_dataset(spec.data.model_copy(update={"clip_sampling": "center"}), split="test")
+    torch.testing.assert_close(clips, torch.stack([test[i]["video"] for i in range(2)]))

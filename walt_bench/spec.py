@@ -22,7 +22,6 @@ and MLflow run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +36,7 @@ from walt_bench.diffusion.config import DiffusionConfig
 from walt_bench.engine.config import TrainConfig
 from walt_bench.errors import SpecError
 from walt_bench.evaluation.config import EvalConfig
+from walt_bench.identity import digest
 from walt_bench.sweeps.config import SweepConfig
 from walt_bench.tokenizer.config import TokenizerConfig
 from walt_bench.tracking.config import TrackingConfig
@@ -124,8 +124,7 @@ def spec_hash(spec_dict: dict[str, Any]) -> str:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
-    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return digest(kept)
 
 
 # -- loading ------------------------------------------------------------------------------------
