@@ -110,3 +110,12 @@ def test_resume_never_starts_fresh_and_auto_continues(tmp_path):
     assert len(list((again.run_dir / "checkpoints").glob("replaced-*/step_00000006.pt"))) == 1
     continued = run(tmp_path, stop_at=3)
     assert continued.summary["resumed_from"].endswith("step_00000002.pt")
+
+
+def test_asking_a_finished_run_again_keeps_its_summary_and_metrics(tmp_path):
+    """A driver re-running a done stage gets the finished run back; nothing of it is rewritten."""
+    first = run(tmp_path)
+    metrics = (first.run_dir / "metrics.jsonl").read_text()
+    again = run(tmp_path)
+    assert again.summary == first.summary and again.step == first.step
+    assert (first.run_dir / "metrics.jsonl").read_text() == metrics

@@ -238,7 +238,9 @@ def write_cell_result(
         artifacts["metrics_jsonl"] = str(Path(stages["diffusion"]["run_dir"]) / "metrics.jsonl")
     if samples.get("path"):
         artifacts["samples_grid"] = str(Path(samples["path"]) / "grid.gif")
-        if (Path(samples["path"]) / "samples.npz").is_file():  # sampling writes shards/ (a grid.gif for the eye)
+        if (
+            Path(samples["path"]) / "samples.npz"
+        ).is_file():  # sampling writes shards/ (a grid.gif for the eye)
             artifacts["samples_npz"] = str(Path(samples["path"]) / "samples.npz")
     if (stages.get("tokenizer_eval") or {}).get("reconstructions"):
         artifacts["reconstructions"] = stages["tokenizer_eval"]["reconstructions"]

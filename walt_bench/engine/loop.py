@@ -92,6 +92,7 @@ The parts: ``engine/step.py`` (forward/backward and the optimizer step with the 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -350,6 +351,14 @@ def _train(
         set_aside_with=(run_dir / "metrics.jsonl", run_dir / "summary.json"),
     )
     record_extra: dict[str, Any] = {**saved, **dict(extra or {})}
+    summary_file = run_dir / "summary.json"
+    if resumed_from and start >= train_cfg.steps and summary_file.is_file():
+        # a finished run asked again (a driver re-running a done stage): nothing to train, and its summary,
+        # metrics and tracked run stay as they are
+        summary = json.loads(summary_file.read_text())
+        if summary.get("status") == "finished" and summary.get("final_step") == start:
+            raws = {s.part.name: s.raw for s in states}
+            return TrainResult(run_dir, start, summary, raws, {s.part.name: s.ema for s in states if s.ema})
 
     # 3. logging
     tracker.start(saved.get("mlflow_run_id"))
