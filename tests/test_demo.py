@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_spec import TINY as TINY_SPEC
 
 from walt_bench import stages
 from walt_bench.errors import UserError
@@ -63,25 +64,7 @@ def test_missing_synthetic_data_is_written_only_when_asked(tmp_path):
     assert not stages.ensure_data(spec, synthesize_missing=True)["synthesized"]  # kept, not rewritten
 
 
-TINY = [
-    "data.num_frames=5",
-    "data.height=16",
-    "data.width=16",
-    "tokenizer.f_t=2",
-    "tokenizer.channels=8",
-    "tokenizer.num_groups=4",
-    "tokenizer.eval_clips=4",
-    "tokenizer.train.steps=2",
-    "tokenizer.train.ckpt_every=2",
-    "train.steps=2",
-    "train.ckpt_every=2",
-    "train.batch_size=4",
-    "diffusion.sample_steps=2",
-    "model.st_window=[3,2,2]",
-    "eval.num_samples=4",
-    "eval.classifier_epochs=1",
-    "tracking.enabled=false",
-]
+TINY = [*TINY_SPEC, "tracking.enabled=false"]
 
 
 @pytest.mark.slow

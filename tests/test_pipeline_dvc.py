@@ -11,29 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_spec import TINY as TINY_SPEC
 
 from walt_bench.pipeline import cells, dvc_yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = [
-    "data.num_frames=5",
-    "data.height=16",
-    "data.width=16",
-    "tokenizer.f_t=2",
-    "tokenizer.channels=8",
-    "tokenizer.num_groups=4",
-    "tokenizer.eval_clips=4",
-    "tokenizer.train.steps=2",
-    "tokenizer.train.ckpt_every=2",
-    "train.steps=2",
-    "train.ckpt_every=2",
-    "train.batch_size=4",
-    "diffusion.sample_steps=2",
-    "model.st_window=[3,2,2]",
-    "eval.num_samples=4",
-    "eval.classifier_epochs=1",
-    "tracking.enabled=false",
-]
+TINY = [*TINY_SPEC, "tracking.enabled=false"]
 
 
 def test_the_committed_dvc_yaml_is_the_generated_one():

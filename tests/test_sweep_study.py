@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from services import MlflowServer, PostgresServer, tags
+from tiny_spec import TINY
 
 from walt_bench.sweeps.config import SweepConfig
 from walt_bench.sweeps.study import claim, load_study, open_storage, variant_spec
@@ -29,25 +30,6 @@ REPORT_KEYS = {
     "3f": {"c=4", "c=8", "c=16", "c=32"},
     "4": {"L/separate", "XL/lora-r2"},
 }
-# tests/test_demo.py's TINY setting: every stage in seconds
-TINY = [
-    "data.num_frames=5",
-    "data.height=16",
-    "data.width=16",
-    "tokenizer.f_t=2",
-    "tokenizer.channels=8",
-    "tokenizer.num_groups=4",
-    "tokenizer.eval_clips=4",
-    "tokenizer.train.steps=2",
-    "tokenizer.train.ckpt_every=2",
-    "train.steps=2",
-    "train.ckpt_every=2",
-    "train.batch_size=4",
-    "diffusion.sample_steps=2",
-    "model.st_window=[3,2,2]",
-    "eval.num_samples=4",
-    "eval.classifier_epochs=1",
-]
 
 
 def test_every_shipped_study_resolves_with_the_report_variant_keys():
