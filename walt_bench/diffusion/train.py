@@ -253,17 +253,11 @@ def run_train(
         )
 
     from walt_bench.identity import identity_fields, stage_dir, stage_identity
-    from walt_bench.tracking.mlflow import make_tracker
+    from walt_bench.tracking.mlflow import stage_tracker
 
     d = spec.to_dict()
     identity = stage_identity(d, "diffusion")
-    tracker = make_tracker(
-        spec.tracking,
-        run_name=f"{spec.run.name}-diffusion",
-        params=d,
-        tags={"stage": "diffusion", "identity": identity, "scale": spec.run.scale, "spec_hash": spec.hash},
-        enabled=info.is_main,
-    )
+    tracker = stage_tracker(spec, "diffusion", identity, enabled=info.is_main)
     stats = model_info(model.denoiser)
     return train(
         [Part("denoiser", model, loss_fn)],

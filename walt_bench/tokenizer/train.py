@@ -105,17 +105,11 @@ def train_tokenizer(
         f"{spec.tokenizer.latent_channels}; perceptual {'on' if objective.perceptual is not None else 'off'}"
     )
     from walt_bench.identity import identity_fields, stage_dir, stage_identity
-    from walt_bench.tracking.mlflow import make_tracker
+    from walt_bench.tracking.mlflow import stage_tracker
 
     d = spec.to_dict()
     identity = stage_identity(d, "tokenizer")
-    tracker = make_tracker(
-        spec.tracking,
-        run_name=f"{spec.run.name}-tokenizer",
-        params=d,
-        tags={"stage": "tokenizer", "identity": identity, "scale": spec.run.scale, "spec_hash": spec.hash},
-        enabled=info.is_main,
-    )
+    tracker = stage_tracker(spec, "tokenizer", identity, enabled=info.is_main)
     return train(
         parts,
         make_loader,

@@ -607,6 +607,13 @@ def make_tracker(
     )
 
 
+def stage_tracker(spec, stage: str, identity: str, enabled: bool = True) -> NullTracker:
+    """The tracker of one stage's run of ``spec``: named ``<run.name>-<stage>``, params = the resolved spec,
+    tagged with the stage, its identity, the scale and the spec hash."""
+    tags = {"stage": stage, "identity": identity, "scale": spec.run.scale, "spec_hash": spec.hash}
+    return make_tracker(spec.tracking, f"{spec.run.name}-{stage}", spec.to_dict(), tags, enabled)
+
+
 def start_tracking(
     cfg: TrackingConfig | None,
     run_name: str,
