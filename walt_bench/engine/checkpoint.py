@@ -68,7 +68,7 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 def checkpoint_step(path: str | Path) -> int | None:
-    """The step in a ``step_XXXXXXXX.pt`` file name (None for another name)."""
+    """The step in a ``step_<8 digits>.pt`` file name (None for another name)."""
     m = _NAME.match(Path(path).name)
     return int(m.group(1)) if m else None
 
