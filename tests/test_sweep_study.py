@@ -215,7 +215,7 @@ def test_a_killed_worker_is_retried_and_a_resumed_study_runs_only_the_rest(tmp_p
     trial silent (heartbeat), fails it, retries it, and leaves A alone: each point completes exactly once."""
     variants = {"p_sc=0.0": ["diffusion.p_sc=0.0"], "p_sc=0.9": ["diffusion.p_sc=0.9"]}
     # slow the trainer down just enough to be killed inside it; heartbeats every second
-    extra = ["tracking.enabled=false", "sweep.heartbeat_s=1", "sweep.grace_s=3", "train.steps=40"]
+    extra = ["tracking.enabled=false", "sweep.heartbeat_s=1", "sweep.grace_s=3", "train.steps=400"]
     study = _tiny_study(tmp_path, variants, extra)
     storage = f"sqlite:///{tmp_path}/optuna.db"
     common = ["--study", str(study), "--storage", storage, "--results", str(tmp_path / "results")]
@@ -229,7 +229,7 @@ def test_a_killed_worker_is_retried_and_a_resumed_study_runs_only_the_rest(tmp_p
             break
         assert first.poll() is None, "the study ended before the worker could be killed"
         time.sleep(0.5)
-    time.sleep(2)  # inside the second trial's stages
+    time.sleep(0.5)  # inside the second trial's stages (400 steps: long enough on an idle machine)
     os.killpg(first.pid, signal.SIGKILL)  # the launcher and its worker, as a lost machine would
     first.wait()
     assert ("p_sc=0.9", "RUNNING") in _trial_states(storage)
